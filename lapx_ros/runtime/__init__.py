@@ -1,0 +1,1 @@
+"""Inference and pose logic without ROS: engines, crops, tracking, smoothing."""

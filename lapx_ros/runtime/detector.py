@@ -1,0 +1,47 @@
+"""Built-in person detector for multi-person scenes when no detector node runs.
+
+OpenCV's HOG + linear SVM people detector ships with OpenCV (no model download). It is
+slow (~100 ms per VGA frame on 2 cores), so the pipeline runs it every few frames and
+follows people by their keypoints in between.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# HOG's window is 64x128 pixels: people smaller than about 128 px need upscaling.
+HOG_WINDOW_HEIGHT = 128
+
+
+class HogPersonDetector:
+    """Person boxes (x0, y0, x1, y1) and scores from OpenCV's default HOG detector."""
+
+    def __init__(self, scale: float = 1.0, score_threshold: float = 0.3,
+                 nms_threshold: float = 0.4):
+        self.scale = scale
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def __call__(self, frame_bgr: np.ndarray):
+        """Boxes (N, 4) float64 in frame pixels and scores (N,), best first."""
+        image = frame_bgr
+        if self.scale != 1.0:
+            image = cv2.resize(frame_bgr, None, fx=self.scale, fy=self.scale,
+                               interpolation=cv2.INTER_LINEAR)
+        if min(image.shape[:2]) < HOG_WINDOW_HEIGHT:
+            return np.zeros((0, 4)), np.zeros(0)
+        rects, weights = self._hog.detectMultiScale(image, winStride=(8, 8),
+                                                    padding=(8, 8), scale=1.05)
+        if len(rects) == 0:
+            return np.zeros((0, 4)), np.zeros(0)
+        weights = np.asarray(weights, np.float64).reshape(-1)
+        keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], weights.tolist(),
+                                self.score_threshold, self.nms_threshold)
+        keep = np.asarray(keep, int).reshape(-1)
+        rects = np.asarray(rects, np.float64)[keep] / self.scale
+        boxes = np.column_stack([rects[:, 0], rects[:, 1],
+                                 rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]])
+        order = np.argsort(-weights[keep])
+        return boxes[order], weights[keep][order]

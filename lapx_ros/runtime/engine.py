@@ -1,0 +1,242 @@
+"""Inference backends for exported LAPX models, behind one small interface.
+
+A model file is validated once, when it is loaded, so that a wrong file is refused
+with a message naming the file and the problem instead of failing on the first frame.
+ONNX Runtime is always available; OpenVINO is used when importable because it runs
+this network several times faster on x86 CPUs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from lapx_ros.metadata import METADATA_KEY, ModelMetadata
+
+BACKENDS = ("auto", "onnxruntime", "openvino")
+PRECISIONS = ("auto", "f32", "bf16")
+
+
+class ModelError(Exception):
+    """The model file cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"model {path!r}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class InferenceError(RuntimeError):
+    """The network produced unusable output (NaN/Inf, wrong shape)."""
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _check_dims(path: str, what: str, shape, expected) -> None:
+    """Compare a model's declared dims with the expected ones (symbolic dims pass)."""
+    if len(shape) != len(expected):
+        raise ModelError(path, f"{what} has rank {len(shape)} {list(shape)}, "
+                               f"expected rank {len(expected)} (N, C, H, W)")
+    for axis, (got, want) in enumerate(zip(shape, expected)):
+        if want is not None and isinstance(got, int) and got > 0 and got != want:
+            raise ModelError(path, f"{what} dim {axis} is {got}, expected {want} "
+                                   f"(shape {list(shape)})")
+
+
+def inspect_model(path: str):
+    """Validate ``path`` and return (metadata, an ONNX Runtime session factory input).
+
+    Raises ModelError for a missing, unreadable, non-ONNX or inconsistent file.
+    """
+    import onnxruntime as ort
+
+    if not path:
+        raise ModelError(path, "no model file given")
+    if not os.path.isfile(path):
+        raise ModelError(path, "file does not exist")
+    if os.path.getsize(path) == 0:
+        raise ModelError(path, "file is empty")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several private exception types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(path, f"not a loadable ONNX model ({first_line})") from None
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ModelError(path, f"no '{METADATA_KEY}' metadata (joint layout, input size); "
+                               "export the model with lapx-export")
+    try:
+        meta = ModelMetadata.from_json(props[METADATA_KEY])
+    except ValueError as exc:
+        raise ModelError(path, str(exc)) from None
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if meta.input_name not in inputs:
+        raise ModelError(path, f"no input named {meta.input_name!r} (has {sorted(inputs)})")
+    if meta.output_name not in outputs:
+        raise ModelError(path, f"no output named {meta.output_name!r} (has {sorted(outputs)})")
+    h, w, s = meta.input_height, meta.input_width, meta.heatmap_stride
+    _check_dims(path, "input", inputs[meta.input_name].shape, (None, 3, h, w))
+    _check_dims(path, "output", outputs[meta.output_name].shape,
+                (None, meta.num_joints, h // s, w // s))
+    return meta
+
+
+class Engine(ABC):
+    """Runs a batch of normalised crops (N, 3, H, W) and returns heatmaps (N, K, h, w)."""
+
+    name = "engine"
+
+    def __init__(self, path: str, metadata: ModelMetadata):
+        self.path = path
+        self.metadata = metadata
+        m = metadata
+        self.output_shape = (m.num_joints, m.input_height // m.heatmap_stride,
+                             m.input_width // m.heatmap_stride)
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Backend-specific inference."""
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Backend, version and settings, for logs and diagnostics."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Heatmaps for ``batch``; raises InferenceError instead of returning NaN."""
+        out = self._shaped_run(batch)
+        if not np.isfinite(out).all():
+            raise InferenceError("model output contains NaN or Inf (corrupted weights?)")
+        return out
+
+    def _shaped_run(self, batch: np.ndarray) -> np.ndarray:
+        out = np.asarray(self._run(np.ascontiguousarray(batch, dtype=np.float32)))
+        if out.shape != (batch.shape[0],) + self.output_shape:
+            raise InferenceError(f"model output shape {list(out.shape)}, expected "
+                                 f"{[batch.shape[0], *self.output_shape]}")
+        return out
+
+    def check(self) -> None:
+        """One dry run on a black crop, so that shape faults surface at load time.
+
+        Non-finite output is not a load error: it is reported per frame, where the
+        node's diagnostics can show it.
+        """
+        m = self.metadata
+        try:
+            self._shaped_run(np.zeros((1, 3, m.input_height, m.input_width), np.float32))
+        except InferenceError as exc:
+            raise ModelError(self.path, str(exc)) from None
+        except Exception as exc:
+            raise ModelError(self.path, f"inference failed: {exc}") from None
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, path: str, metadata: ModelMetadata, threads: int):
+        super().__init__(path, metadata)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self._threads = threads
+        self._version = ort.__version__
+
+    def _run(self, batch):
+        return self._session.run([self.metadata.output_name],
+                                 {self.metadata.input_name: batch})[0]
+
+    @property
+    def description(self):
+        return f"onnxruntime {self._version} (fp32, {self._threads} threads)"
+
+
+class OpenVinoEngine(Engine):
+    name = "openvino"
+
+    def __init__(self, path: str, metadata: ModelMetadata, threads: int, precision: str):
+        super().__init__(path, metadata)
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        model = core.read_model(path)
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self._precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._threads = threads
+        self._version = ov.__version__.split("-")[0]
+
+    def _run(self, batch):
+        self._request.infer({0: batch})
+        return self._request.get_output_tensor(0).data.copy()
+
+    @property
+    def description(self):
+        return f"openvino {self._version} ({self._precision}, {self._threads} threads)"
+
+
+def create_engine(path: str, backend: str = "auto", threads: int = 2,
+                  precision: str = "auto", log=None) -> Engine:
+    """Load and validate ``path`` on the requested backend.
+
+    ``auto`` takes OpenVINO when it is installed and falls back to ONNX Runtime (with a
+    message through ``log``) when OpenVINO cannot compile the model.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    meta = inspect_model(path)
+    if backend == "openvino" and not openvino_available():
+        raise ModelError(path, "backend 'openvino' requested but openvino is not installed")
+    if backend in ("auto", "openvino") and openvino_available():
+        try:
+            engine = OpenVinoEngine(path, meta, threads, precision)
+            engine.check()
+            return engine
+        except Exception as exc:
+            if backend == "openvino":
+                raise ModelError(path, f"openvino cannot run it: {exc}") from None
+            if log:
+                log(f"openvino failed on {path!r} ({exc}); using onnxruntime")
+    engine = OnnxRuntimeEngine(path, meta, threads)
+    engine.check()
+    return engine
+
+
+def default_model_path() -> str:
+    """The shipped model: ``models/*.onnx`` of a source checkout, else of the installed
+    package's share folder. Returns "" when none is found."""
+    package_dir = Path(__file__).resolve().parents[1]
+    folders = [package_dir.parent / "models"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        folders.append(Path(get_package_share_directory("lapx_ros")) / "models")
+    except Exception:  # not installed through ament, or ament_index absent
+        pass
+    folders.append(Path(sys.prefix) / "share" / "lapx_ros" / "models")
+    for folder in folders:
+        models = sorted(folder.glob("*.onnx"))
+        if models:
+            preferred = [m for m in models if "default" in m.name]
+            return str((preferred or models)[0])
+    return ""

@@ -1,0 +1,213 @@
+"""Frame (+ optional person boxes) -> poses in source-image pixels. No ROS here.
+
+``PoseEstimator`` runs the network on given regions. ``PosePipeline`` decides which
+regions to look at, frame after frame:
+
+- ``single``: the whole frame, then a crop around the keypoints found (two passes);
+  on later frames the crop follows the previous keypoints, and the whole frame is
+  searched again when the person's confidence falls;
+- ``boxes``: person boxes from outside (another node), followed by keypoints on frames
+  that bring no boxes;
+- ``detector``: the built-in detector every ``detector_interval`` frames, keypoint
+  following in between.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lapx_ros import heatmaps
+from lapx_ros.geometry import apply_affine, box_to_center_size, invert_affine, keypoints_to_box
+from lapx_ros.runtime.engine import Engine
+from lapx_ros.runtime.preprocess import CropBatcher
+from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
+from lapx_ros.runtime.tracking import Tracker
+
+MODES = ("single", "boxes", "detector")
+# Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
+MIN_BOX_SIDE = 4.0
+
+
+@dataclass
+class Pose:
+    """One person: keypoints (K, 2) and confidences (K,) in source-image pixels."""
+
+    keypoints: np.ndarray
+    confidences: np.ndarray
+    box: np.ndarray  # x0, y0, x1, y1 of the seen joints (or of the crop when none)
+    score: float
+    track_id: int = 0
+
+
+@dataclass
+class PipelineConfig:
+    """Settings the node may change between frames."""
+
+    mode: str = "single"
+    max_people: int = 5
+    keypoint_threshold: float = 0.2  # a joint below it counts as not seen
+    person_threshold: float = 0.3  # mean confidence below it: nobody there (re-search)
+    box_padding: float = 1.25  # context around a person box
+    decode: str = "quarter"
+    detector_interval: int = 5  # frames between detector runs
+    track_match_threshold: float = 0.3
+    track_max_missed: int = 15
+    smoothing: bool = False
+    smoothing_params: OneEuroParams = field(default_factory=OneEuroParams)
+
+
+def sanitize_boxes(boxes, scores, width: int, height: int):
+    """Drop NaN, degenerate and off-image boxes; clip the rest to the image.
+
+    Returns (boxes (M, 4), scores (M,), number dropped).
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if len(scores) != len(boxes):
+        scores = np.ones(len(boxes))
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    boxes, scores = boxes[finite], scores[finite]
+    # Accept (x1, y1) < (x0, y0) by sorting corners, then clip.
+    boxes = np.column_stack([np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3]),
+                             np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])])
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    ok = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_SIDE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_SIDE)
+    dropped = int((~finite).sum() + (~ok).sum())
+    return boxes[ok], scores[ok], dropped
+
+
+class PoseEstimator:
+    """Runs the network on regions of a frame and maps keypoints back to the frame."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.metadata = engine.metadata
+        self.batcher = CropBatcher(engine.metadata)
+
+    def region(self, box, padding: float):
+        return box_to_center_size(box, self.batcher.aspect_ratio, padding)
+
+    def __call__(self, frame_bgr: np.ndarray, boxes, padding: float,
+                 decode: str = "quarter") -> list[Pose]:
+        """One pose per box (all crops in one batch); raises InferenceError on bad output."""
+        if len(boxes) == 0:
+            return []
+        regions = [self.region(b, padding) for b in boxes]
+        batch, matrices = self.batcher(frame_bgr, regions)
+        maps = self.engine.infer(batch)
+        coords, peaks = heatmaps.decode(maps, method=decode)
+        coords = heatmaps.from_heatmap_coords(coords, self.metadata.heatmap_stride)
+        poses = []
+        for i in range(len(boxes)):
+            kps = apply_affine(coords[i], invert_affine(matrices[i]))
+            conf = np.clip(peaks[i], 0.0, 1.0).astype(np.float32)
+            poses.append(Pose(kps, conf, np.asarray(boxes[i], np.float64), float(conf.mean())))
+        return poses
+
+
+class PosePipeline:
+    """Chooses where to look, runs the estimator, tracks ids and smooths keypoints."""
+
+    def __init__(self, estimator: PoseEstimator, config: PipelineConfig | None = None,
+                 detector=None):
+        self.estimator = estimator
+        self.config = config or PipelineConfig()
+        self.detector = detector
+        self.tracker = Tracker()
+        self.smoother = PoseSmoother(self.config.smoothing_params)
+        self._previous: list[Pose] = []
+        self._frames_since_detection = None
+        self._frame_shape = None
+
+    def reset(self) -> None:
+        """Forget people (camera restart, resolution change)."""
+        self._previous = []
+        self._frames_since_detection = None
+        self.tracker.reset()
+        self.smoother.reset()
+
+    def process(self, frame_bgr: np.ndarray, stamp: float, boxes=None, box_scores=None):
+        """Poses found in ``frame_bgr``; ``boxes`` (N, 4) only in ``boxes`` mode, or None."""
+        if frame_bgr.shape != self._frame_shape:
+            self.reset()
+            self._frame_shape = frame_bgr.shape
+        cfg = self.config
+        self._sync_settings()
+        if cfg.mode == "single":
+            poses = self._single(frame_bgr)
+        else:
+            poses = self._multi(frame_bgr, boxes, box_scores)
+        poses = [p for p in poses if p.score >= cfg.person_threshold]
+        poses.sort(key=lambda p: -p.score)
+        poses = poses[:cfg.max_people]
+        for p in poses:
+            p.box = self._seen_box(p)
+        ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
+                                  [p.confidences for p in poses])
+        for p, tid in zip(poses, ids):
+            p.track_id = tid
+        self._previous = poses
+        if cfg.smoothing:
+            for p in poses:
+                p.keypoints = self.smoother(p.track_id, p.keypoints, stamp)
+            self.smoother.retain(self.tracker.active_ids)
+        else:
+            self.smoother.reset()
+        return [Pose(p.keypoints.copy(), p.confidences.copy(), p.box.copy(), p.score,
+                     p.track_id) for p in poses]
+
+    def _sync_settings(self) -> None:
+        cfg = self.config
+        self.tracker.match_threshold = cfg.track_match_threshold
+        self.tracker.max_missed = cfg.track_max_missed
+        self.tracker.keypoint_threshold = cfg.keypoint_threshold
+        self.smoother.params = cfg.smoothing_params
+
+    def _seen_box(self, pose: Pose) -> np.ndarray:
+        box = keypoints_to_box(pose.keypoints, pose.confidences >= self.config.keypoint_threshold)
+        return pose.box if box is None else np.asarray(box, np.float64)
+
+    def _estimate(self, frame, boxes, padding):
+        return self.estimator(frame, boxes, padding, self.config.decode)
+
+    def _follow_boxes(self) -> list:
+        """Crop boxes for the people of the previous frame, from their seen joints."""
+        return [p.box for p in self._previous]
+
+    def _single(self, frame):
+        if self._previous:
+            poses = self._estimate(frame, self._follow_boxes()[:1], self.config.box_padding)
+            if poses and poses[0].score >= self.config.person_threshold:
+                return poses
+        return self._search_whole_frame(frame)
+
+    def _search_whole_frame(self, frame):
+        h, w = frame.shape[:2]
+        first = self._estimate(frame, [(0.0, 0.0, float(w), float(h))], 1.0)
+        if not first or first[0].score < self.config.person_threshold:
+            return first
+        return self._estimate(frame, [self._seen_box(first[0])], self.config.box_padding)
+
+    def _multi(self, frame, boxes, box_scores):
+        cfg = self.config
+        h, w = frame.shape[:2]
+        if cfg.mode == "detector":
+            boxes = None
+            due = (self._frames_since_detection is None
+                   or self._frames_since_detection + 1 >= cfg.detector_interval)
+            if due and self.detector is not None:
+                boxes, box_scores = self.detector(frame)
+                self._frames_since_detection = 0
+            else:
+                self._frames_since_detection = (self._frames_since_detection or 0) + 1
+        if boxes is None:
+            boxes, pad = self._follow_boxes(), cfg.box_padding
+        else:
+            scores = np.ones(len(boxes)) if box_scores is None else box_scores
+            boxes, scores, _ = sanitize_boxes(boxes, scores, w, h)
+            boxes = boxes[np.argsort(-scores)][:cfg.max_people]
+            # Detector boxes are already loose around the person.
+            pad = 1.0 if cfg.mode == "detector" else cfg.box_padding
+        return self._estimate(frame, boxes, pad)

@@ -1,0 +1,188 @@
+"""Frame bookkeeping that keeps wrong answers out: stamp checks, boxes matched to
+frames by stamp, and the counters behind the node's diagnostics. No ROS here."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class FrameGate:
+    """Refuses frames whose stamps go backwards or lie far in the future.
+
+    A burst of ``reset_after`` backwards frames in a row is taken as a clock reset
+    (camera or bag restarted) and accepted; ``reset`` is then True for that frame so
+    that the caller can forget its tracks.
+    """
+
+    def __init__(self, reset_after: int = 5):
+        self.reset_after = reset_after
+        self._last = None
+        self._backwards = 0
+
+    def check(self, stamp: float, now: float, max_future: float):
+        """(reason or None, reset) for a frame stamped ``stamp`` seen at ``now``."""
+        if max_future > 0 and stamp - now > max_future:
+            return f"stamp {stamp - now:.3f} s in the future (clocks out of sync?)", False
+        if self._last is not None and stamp <= self._last:
+            self._backwards += 1
+            if self._backwards < self.reset_after:
+                return f"stamp went backwards by {self._last - stamp:.3f} s", False
+            self._last, self._backwards = stamp, 0
+            return None, True
+        self._last, self._backwards = stamp, 0
+        return None, False
+
+    def forget(self) -> None:
+        self._last, self._backwards = None, 0
+
+
+@dataclass
+class _Boxes:
+    stamp: float
+    boxes: np.ndarray
+    scores: np.ndarray
+    used: bool = False
+
+
+class BoxBuffer:
+    """Recent person-box messages, matched to frames by stamp (thread-safe).
+
+    Boxes that never match a frame are counted when they age out.
+    """
+
+    def __init__(self, capacity: int = 30, max_age: float = 2.0):
+        self.capacity = capacity
+        self.max_age = max_age
+        self.unmatched = 0
+        self._items: collections.deque[_Boxes] = collections.deque()
+        self._cond = threading.Condition()
+
+    def add(self, stamp: float, boxes, scores) -> None:
+        with self._cond:
+            self._items.append(_Boxes(stamp, np.asarray(boxes, np.float64).reshape(-1, 4),
+                                      np.asarray(scores, np.float64).reshape(-1)))
+            while len(self._items) > self.capacity:
+                self._evict()
+            self._cond.notify_all()
+
+    def _evict(self) -> None:
+        if not self._items.popleft().used:
+            self.unmatched += 1
+
+    def _find(self, stamp: float, tolerance: float):
+        best = None
+        for item in self._items:
+            d = abs(item.stamp - stamp)
+            if d <= tolerance and (best is None or d < abs(best.stamp - stamp)):
+                best = item
+        return best
+
+    def match(self, stamp: float, tolerance: float, wait: float = 0.0):
+        """(boxes, scores) stamped within ``tolerance`` of ``stamp``, waiting up to
+        ``wait`` seconds for them to arrive; None when no message matches."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while True:
+                item = self._find(stamp, tolerance)
+                remaining = deadline - time.monotonic()
+                if item is not None or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            while self._items and self._items[0].stamp < stamp - self.max_age:
+                self._evict()
+            if item is None:
+                return None
+            item.used = True
+            return item.boxes, item.scores
+
+    def clear(self) -> None:
+        with self._cond:
+            self._items.clear()
+
+
+class PipelineStats:
+    """Counters and timings since the last report, for the diagnostics message."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.total_received = 0
+        self.total_processed = 0
+        self.total_stale = 0
+        self.total_invalid = 0
+        self.total_errors = 0
+        self.total_boxes_invalid = 0
+        self.invalid_reasons: collections.Counter = collections.Counter()
+        self.last_error = ""
+        self.last_frame_time = None
+        self._window_start = time.monotonic()
+        self._received = 0
+        self._processed = 0
+        self._latencies: list[float] = []
+        self._compute: list[float] = []
+        self._people = 0
+
+    def received(self) -> None:
+        with self.lock:
+            self.total_received += 1
+            self._received += 1
+            self.last_frame_time = time.monotonic()
+
+    def stale(self) -> None:
+        with self.lock:
+            self.total_stale += 1
+
+    def invalid(self, reason: str) -> None:
+        with self.lock:
+            self.total_invalid += 1
+            # Group by the reason's first words, not by its changing numbers.
+            self.invalid_reasons[" ".join(reason.split()[:3])] += 1
+
+    def invalid_boxes(self, count: int) -> None:
+        with self.lock:
+            self.total_boxes_invalid += count
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.total_errors += 1
+            self.last_error = message
+
+    def processed(self, latency: float, compute: float, people: int) -> None:
+        with self.lock:
+            self.total_processed += 1
+            self._processed += 1
+            self._latencies.append(latency)
+            self._compute.append(compute)
+            self._people = people
+            self.last_error = ""
+
+    def report(self) -> dict:
+        """Rates and percentiles since the previous report; resets the window."""
+        with self.lock:
+            now = time.monotonic()
+            span = max(now - self._window_start, 1e-6)
+            lat = np.asarray(self._latencies) * 1000.0
+            comp = np.asarray(self._compute) * 1000.0
+            out = {
+                "input_rate_hz": self._received / span,
+                "processing_rate_hz": self._processed / span,
+                "latency_ms_p50": float(np.median(lat)) if lat.size else float("nan"),
+                "latency_ms_max": float(lat.max()) if lat.size else float("nan"),
+                "compute_ms_p50": float(np.median(comp)) if comp.size else float("nan"),
+                "people": self._people,
+                "frames_received": self.total_received,
+                "frames_processed": self.total_processed,
+                "dropped_stale": self.total_stale,
+                "dropped_invalid": self.total_invalid,
+                "inference_errors": self.total_errors,
+                "last_error": self.last_error,
+                "since_last_frame_s": (now - self.last_frame_time) if self.last_frame_time else None,
+                "invalid_reasons": dict(self.invalid_reasons),
+            }
+            self._window_start = now
+            self._received = self._processed = 0
+            self._latencies, self._compute = [], []
+            return out

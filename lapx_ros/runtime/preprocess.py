@@ -1,0 +1,46 @@
+"""Crops of one frame turned into one normalised network batch.
+
+All people of a frame go through the network in a single call: batching is much
+cheaper than one call per person on a CPU.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lapx_ros.geometry import crop_transform
+from lapx_ros.metadata import ModelMetadata
+
+
+class CropBatcher:
+    """Warps regions of a BGR frame into the model's RGB, normalised NCHW input."""
+
+    def __init__(self, metadata: ModelMetadata):
+        self.size = (metadata.input_width, metadata.input_height)
+        std = np.asarray(metadata.std, np.float32)
+        mean = np.asarray(metadata.mean, np.float32)
+        # (px / 255 - mean) / std == px * scale - shift, per RGB channel.
+        self._scale = (1.0 / (255.0 * std)).reshape(1, 3, 1, 1)
+        self._shift = (mean / std).reshape(1, 3, 1, 1)
+
+    @property
+    def aspect_ratio(self) -> float:
+        return self.size[0] / self.size[1]
+
+    def __call__(self, frame_bgr: np.ndarray, regions):
+        """Batch (N, 3, H, W) float32 and the N crop matrices (source -> crop pixels).
+
+        ``regions`` is a sequence of (centre, size) pairs in source pixels, as returned
+        by :func:`lapx_ros.geometry.box_to_center_size`.
+        """
+        w, h = self.size
+        crops = np.empty((len(regions), h, w, 3), np.uint8)
+        matrices = np.empty((len(regions), 2, 3), np.float64)
+        for i, (center, size) in enumerate(regions):
+            matrices[i] = crop_transform(center, size, self.size)
+            cv2.warpAffine(frame_bgr, matrices[i], self.size, dst=crops[i],
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        batch = crops[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+        batch *= self._scale
+        batch -= self._shift
+        return batch, matrices

@@ -1,0 +1,76 @@
+"""Engines load and validate model files, refuse broken ones by name and reason, and
+report non-finite output instead of returning it."""
+import numpy as np
+import pytest
+
+from lapx_ros.runtime.engine import (InferenceError, ModelError, create_engine,
+                                     openvino_available)
+from tiny_models import build_model
+
+BACKENDS = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_model(tmp_path_factory.mktemp("m") / "tiny.onnx", input_size=(64, 48))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_runs_batches(tiny, backend):
+    engine = create_engine(tiny, backend, threads=1)
+    assert engine.name == backend and backend in engine.description
+    assert engine.metadata.num_joints == 16
+    out = engine.infer(np.zeros((3, 3, 64, 48), np.float32))
+    assert out.shape == (3, 16, 16, 12) and np.isfinite(out).all()
+
+
+def test_backends_agree(tiny):
+    if not openvino_available():
+        pytest.skip("openvino not installed")
+    batch = np.random.default_rng(1).normal(size=(2, 3, 64, 48)).astype(np.float32)
+    a = create_engine(tiny, "onnxruntime", 1).infer(batch)
+    b = create_engine(tiny, "openvino", 1, precision="f32").infer(batch)
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_auto_prefers_openvino(tiny):
+    expected = "openvino" if openvino_available() else "onnxruntime"
+    assert create_engine(tiny, "auto", 1).name == expected
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    (dict(with_metadata=False), "no 'lapx_ros' metadata"),
+    (dict(metadata_joints=5), "output dim 1 is 16, expected 5"),
+    (dict(output_rank=3), "rank 3"),
+])
+def test_inconsistent_models_refused(tmp_path, kwargs, problem):
+    path = build_model(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelError, match=problem) as info:
+        create_engine(path, "auto", 1)
+    assert str(path) in str(info.value)
+
+
+def test_missing_truncated_and_foreign_files_refused(tmp_path, tiny):
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(open(tiny, "rb").read()[:200])
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    for path, problem in [(tmp_path / "missing.onnx", "does not exist"), (truncated, "not a loadable"),
+                          (text, "not a loadable"), (empty, "empty")]:
+        with pytest.raises(ModelError, match=problem) as info:
+            create_engine(str(path), "onnxruntime", 1)
+        assert str(path) in str(info.value)
+
+
+def test_bad_backend_name():
+    with pytest.raises(ValueError, match="backend"):
+        create_engine("x.onnx", "tensorrt", 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_output_raises_inference_error(tmp_path, backend):
+    engine = create_engine(build_model(tmp_path / "nan.onnx", nan_output=True), backend, 1)
+    with pytest.raises(InferenceError, match="NaN"):
+        engine.infer(np.zeros((1, 3, 64, 64), np.float32))

@@ -1,0 +1,169 @@
+"""Crops and batching, the estimator's coordinate mapping, and the pipeline's modes."""
+import numpy as np
+import pytest
+
+from lapx_ros.geometry import box_to_center_size
+from lapx_ros.metadata import ModelMetadata
+from lapx_ros.layouts import MPII_16
+from lapx_ros.runtime.engine import Engine, InferenceError
+from lapx_ros.runtime.estimator import (PipelineConfig, PoseEstimator, PosePipeline,
+                                        sanitize_boxes)
+from lapx_ros.runtime.preprocess import CropBatcher
+
+META = ModelMetadata.for_layout(MPII_16, 128, 96)
+
+
+# A standing figure, joint offsets from its centre in pixels (MPII order).
+FIGURE = np.array([[-10, 60], [-10, 30], [-10, 0], [10, 0], [10, 30], [10, 60],
+                   [0, 0], [0, -35], [0, -45], [0, -60],
+                   [-30, -10], [-25, -25], [-15, -35], [15, -35], [25, -25], [30, -10]], float)
+
+
+def joint_blue(k):
+    return 12 * (k + 1)
+
+
+class MarkerEngine(Engine):
+    """Fake engine: joint k's heatmap is where the crop shows the marker colour of joint k."""
+
+    name = "fake"
+    description = "fake"
+
+    def __init__(self, fail=False):
+        super().__init__("fake.onnx", META)
+        self.batches = []
+        self.fail = fail
+
+    def _run(self, batch):
+        self.batches.append(batch.shape[0])
+        if self.fail:
+            return np.full((batch.shape[0],) + self.output_shape, np.nan, np.float32)
+        std, mean = np.array(META.std)[:, None, None], np.array(META.mean)[:, None, None]
+        rgb = (batch * std + mean) * 255.0  # (N, 3, H, W), RGB
+        k, h, w = self.output_shape
+        out = np.zeros((batch.shape[0], k, h, w), np.float32)
+        for j in range(k):
+            hit = (np.abs(rgb[:, 2] - joint_blue(j)) < 3) & (rgb[:, 0] > 200)
+            cover = hit.reshape(-1, h, 4, w, 4).mean(axis=(2, 4))
+            peak = cover.reshape(len(cover), -1).max(axis=1)[:, None, None]
+            out[:, j] = np.where(peak > 0, 0.9 * cover / np.maximum(peak, 1e-9), 0.0)
+        return out
+
+
+def frame_with_person(x, y, shape=(240, 320)):
+    frame = np.zeros(shape + (3,), np.uint8)
+    for k, (dx, dy) in enumerate(FIGURE):
+        cx, cy = int(x + dx), int(y + dy)
+        frame[cy - 3:cy + 4, cx - 3:cx + 4] = (joint_blue(k), 0, 255)  # BGR
+    return frame
+
+
+def test_crop_batch_normalises_rgb():
+    batcher = CropBatcher(META)
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[..., 2] = 255  # red in BGR
+    batch, matrices = batcher(frame, [box_to_center_size((0, 0, 100, 100), 0.75, 1.0)] * 2)
+    assert batch.shape == (2, 3, 128, 96) and batch.dtype == np.float32 and matrices.shape == (2, 2, 3)
+    red = batch[0, :, 64, 48]
+    expected = (np.array([1.0, 0.0, 0.0]) - META.mean) / META.std
+    assert np.allclose(red, expected, atol=1e-5)
+
+
+def test_estimator_maps_keypoints_back_to_the_frame():
+    engine = MarkerEngine()
+    estimator = PoseEstimator(engine)
+    frame = frame_with_person(200, 120)
+    box_pose, frame_pose = estimator(frame, [(160, 50, 240, 190), (0, 0, 320, 240)], 1.0, "argmax")
+    assert engine.batches == [2]  # both crops in one call
+    truth = FIGURE + (200, 120)
+    assert box_pose.keypoints.shape == (16, 2) and box_pose.confidences.shape == (16,)
+    assert np.abs(box_pose.keypoints - truth).max() < 8  # about one heatmap cell
+    assert np.abs(frame_pose.keypoints - truth).max() < 24
+
+
+def pipeline(**cfg):
+    engine = MarkerEngine()
+    return engine, PosePipeline(PoseEstimator(engine), PipelineConfig(**{"person_threshold": 0.01, **cfg}))
+
+
+def test_single_mode_searches_then_follows():
+    engine, pipe = pipeline()
+    poses = pipe.process(frame_with_person(200, 120), 0.0)
+    assert len(poses) == 1 and poses[0].track_id == 1
+    assert engine.batches == [1, 1]  # whole frame, then a crop around the keypoints
+    assert np.abs(poses[0].keypoints - (FIGURE + (200, 120))).max() < 8
+    engine.batches.clear()
+    poses = pipe.process(frame_with_person(210, 118), 0.1)
+    assert engine.batches == [1] and poses[0].track_id == 1
+    assert np.abs(poses[0].keypoints - (FIGURE + (210, 118))).max() < 8
+
+
+def test_single_mode_searches_again_when_the_person_is_lost():
+    engine, pipe = pipeline(person_threshold=0.3)
+    pipe.process(frame_with_person(80, 120), 0.0)
+    engine.batches.clear()
+    poses = pipe.process(frame_with_person(240, 120), 0.1)  # jumped out of the followed crop
+    assert engine.batches == [1, 1, 1]
+    assert len(poses) == 1 and np.abs(poses[0].keypoints - (FIGURE + (240, 120))).max() < 8
+
+
+def test_single_mode_reports_nobody_below_threshold():
+    _, pipe = pipeline(person_threshold=0.95)
+    assert pipe.process(frame_with_person(200, 120), 0.0) == []
+
+
+def test_boxes_mode_batches_given_boxes_and_keeps_ids():
+    engine, pipe = pipeline(mode="boxes")
+    frame = frame_with_person(80, 120) + frame_with_person(240, 120)
+    boxes = np.array([[40, 50, 120, 190], [200, 50, 280, 190], [np.nan, 0, 5, 5]])
+    first = pipe.process(frame, 0.0, boxes, np.array([0.9, 0.8, 0.7]))
+    assert engine.batches == [2] and len(first) == 2
+    ids = {p.track_id for p in first}
+    second = pipe.process(frame, 0.1, boxes[:2] + 3, None)
+    assert {p.track_id for p in second} == ids
+    third = pipe.process(frame, 0.2)  # no boxes: follow the people seen
+    assert {p.track_id for p in third} == ids
+
+
+def test_detector_mode_runs_detector_every_n_frames():
+    calls = []
+
+    def detector(frame):
+        calls.append(1)
+        return np.array([[150.0, 50.0, 250.0, 190.0]]), np.array([1.0])
+
+    engine = MarkerEngine()
+    pipe = PosePipeline(PoseEstimator(engine), PipelineConfig(
+        mode="detector", detector_interval=3, person_threshold=0.01), detector)
+    for i in range(7):
+        poses = pipe.process(frame_with_person(200, 120), i * 0.1)
+        assert len(poses) == 1 and poses[0].track_id == 1
+    assert len(calls) == 3  # frames 0, 3 and 6
+
+
+def test_resolution_change_resets_tracking():
+    _, pipe = pipeline()
+    assert pipe.process(frame_with_person(200, 120), 0.0)[0].track_id == 1
+    assert pipe.process(frame_with_person(200, 120, (300, 400)), 0.1)[0].track_id == 2
+
+
+def test_smoothing_lags_behind_a_jump():
+    _, pipe = pipeline(smoothing=True)
+    pipe.process(frame_with_person(190, 120), 0.0)
+    moved = pipe.process(frame_with_person(200, 120), 0.033)[0].keypoints[:, 0] - FIGURE[:, 0]
+    assert 190 < np.median(moved) < 199
+
+
+def test_non_finite_output_raises():
+    pipe = PosePipeline(PoseEstimator(MarkerEngine(fail=True)))
+    with pytest.raises(InferenceError):
+        pipe.process(frame_with_person(100, 100), 0.0)
+
+
+def test_sanitize_boxes():
+    boxes = [[-50, -50, 40, 60], [10, 10, 11, 200], [np.inf, 0, 1, 1], [500, 500, 600, 600],
+             [90, 80, 20, 10]]
+    out, scores, dropped = sanitize_boxes(boxes, [1, 1, 1, 1, 0.5], 320, 240)
+    assert dropped == 3
+    assert out.tolist() == [[0, 0, 40, 60], [20, 10, 90, 80]]
+    assert scores.tolist() == [1, 0.5]

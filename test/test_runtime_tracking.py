@@ -1,0 +1,122 @@
+"""Tracking ids, One-Euro smoothing, stamp checks and box matching (plain Python)."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lapx_ros.runtime.frames import BoxBuffer, FrameGate, PipelineStats
+from lapx_ros.runtime.smoothing import OneEuroFilter, OneEuroParams, PoseSmoother
+from lapx_ros.runtime.tracking import Tracker, box_iou
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_ids_follow_moving_people_and_survive_occlusion():
+    tracker = Tracker(match_threshold=0.3, max_missed=3)
+    a, b = np.array([0, 0, 50, 100.0]), np.array([200, 0, 250, 100.0])
+    assert tracker.update([a, b]) == [1, 2]
+    assert tracker.update([b + 5, a + 5]) == [2, 1]  # order does not matter
+    for _ in range(3):  # b hidden for 3 frames
+        assert tracker.update([a + 5]) == [1]
+    assert tracker.update([a + 5, b + 5]) == [1, 2]
+
+
+def test_lost_track_gets_a_new_id_and_ids_are_not_reused():
+    tracker = Tracker(max_missed=1)
+    box = np.array([0, 0, 50, 100.0])
+    assert tracker.update([box]) == [1]
+    tracker.update([])
+    tracker.update([])
+    assert tracker.update([box]) == [2]
+    tracker.reset()
+    assert tracker.update([box]) == [3]
+
+
+def test_keypoint_similarity_matches_when_boxes_do_not_overlap_much():
+    tracker = Tracker(match_threshold=0.5)
+    kps = np.array([[10.0, 10.0], [40.0, 90.0]])
+    conf = np.array([0.9, 0.9])
+    tracker.update([np.array([0, 0, 50, 100.0])], [kps], [conf])
+    # Same joints, a much wider box (e.g. an arm stretched out): IoU 0.2, keypoints match.
+    ids = tracker.update([np.array([0, 0, 250, 100.0])], [kps + 1], [conf])
+    assert ids == [1]
+
+
+def test_one_euro_smooths_noise_and_follows_motion():
+    rng = np.random.default_rng(0)
+    f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0))
+    noisy = [f(np.array([100.0 + rng.normal(0, 2)]), i / 30) for i in range(60)]
+    assert np.std(noisy[30:]) < 1.0
+    fast = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=1.0))
+    slow = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0))
+    for i in range(10):
+        x = np.array([i * 20.0])
+        out_fast, out_slow = fast(x, i / 30), slow(x, i / 30)
+    assert abs(out_fast[0] - 180) < abs(out_slow[0] - 180)  # beta reduces lag
+
+
+def test_one_euro_restarts_on_time_going_back():
+    f = OneEuroFilter(OneEuroParams())
+    f(np.array([0.0]), 1.0)
+    assert f(np.array([50.0]), 0.5)[0] == 50.0
+
+
+def test_smoother_params_change_at_run_time_and_filters_are_freed():
+    smoother = PoseSmoother()
+    smoother(1, np.zeros((2, 2)), 0.0)
+    smoother(2, np.zeros((2, 2)), 0.0)
+    smoother.set_params(min_cutoff=100.0, beta=0.0, d_cutoff=1.0)
+    out = smoother(1, np.full((2, 2), 10.0), 1.0)
+    assert out[0, 0] > 9.9  # a high cut-off barely smooths
+    smoother.retain([1])
+    assert len(smoother) == 1
+
+
+def test_frame_gate():
+    gate = FrameGate(reset_after=3)
+    assert gate.check(10.0, 10.0, 1.0) == (None, False)
+    reason, _ = gate.check(20.0, 10.0, 1.0)
+    assert "future" in reason
+    assert "backwards" in gate.check(9.0, 10.0, 1.0)[0]
+    assert "backwards" in gate.check(9.1, 10.0, 1.0)[0]
+    assert gate.check(9.2, 10.0, 1.0) == (None, True)  # a restarted clock
+    assert gate.check(9.3, 10.0, 1.0) == (None, False)
+
+
+def test_box_buffer_matches_by_stamp_and_counts_unmatched():
+    buf = BoxBuffer(capacity=3, max_age=1.0)
+    buf.add(1.0, [[0, 0, 10, 10]], [0.9])
+    buf.add(1.1, [[5, 5, 10, 10]], [0.8])
+    boxes, scores = buf.match(1.1, tolerance=0.001)
+    assert boxes.tolist() == [[5, 5, 10, 10]] and scores.tolist() == [0.8]
+    assert buf.match(1.05, tolerance=0.001) is None
+    buf.match(3.0, tolerance=0.001)  # ages out the unused box message of stamp 1.0
+    assert buf.unmatched == 1
+
+
+def test_box_buffer_waits_for_late_boxes():
+    buf = BoxBuffer()
+    threading.Timer(0.05, lambda: buf.add(2.0, [[0, 0, 9, 9]], [1.0])).start()
+    started = time.monotonic()
+    assert buf.match(2.0, tolerance=0.001, wait=2.0) is not None
+    assert time.monotonic() - started < 1.5
+
+
+def test_stats_report_rates_and_reasons():
+    stats = PipelineStats()
+    for _ in range(3):
+        stats.received()
+    stats.stale()
+    stats.invalid("unsupported encoding '16UC1'; supported ...")
+    stats.processed(0.02, 0.01, 2)
+    report = stats.report()
+    assert report["frames_received"] == 3 and report["dropped_stale"] == 1
+    assert report["dropped_invalid"] == 1 and report["people"] == 2
+    assert report["latency_ms_p50"] == pytest.approx(20.0)
+    assert list(report["invalid_reasons"]) == ["unsupported encoding '16UC1';"]

@@ -1,0 +1,11 @@
+# The two commands of the README. Both set up .venv first (quick when nothing changed).
+.PHONY: setup demo test
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@bash scripts/test.sh

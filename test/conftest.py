@@ -1,0 +1,60 @@
+"""Shared pytest set-up.
+
+ROS 2 environment for this run (the same values scripts/test.sh sets, so plain
+`pytest` works too; values already set from outside are kept):
+  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST   discovery stays on this machine
+  ROS_DOMAIN_ID=<1..101 from the PID>       parallel runs never see each other
+  FASTRTPS_DEFAULT_PROFILES_FILE=config/fastdds_shm.xml   shared memory + loopback UDP
+Fixtures:
+  ros_process   start a ROS Python script in a subprocess (see ros_helpers.py);
+                stopped when the test ends
+  unique_topic  a topic name no other test uses
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+TEST_DIR = Path(__file__).resolve().parent
+REPO = TEST_DIR.parent
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 101 + 1))
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+
+for _p in (str(TEST_DIR), str(REPO / "examples")):
+    if _p not in sys.path:
+        sys.path.append(_p)
+
+from ros_helpers import RosProcess  # noqa: E402
+
+
+@pytest.fixture
+def ros_process():
+    """Factory: ros_process(script, *args, ready=REGEX, ready_timeout=30, env=..., name=...).
+
+    Starts the script with this interpreter in its own process, waits for an output
+    line matching `ready` if given, and returns the RosProcess. Every process started
+    through the fixture is stopped at the end of the test.
+    """
+    started: list[RosProcess] = []
+
+    def start(script, *args, ready: str | None = None, ready_timeout: float = 30.0, **kwargs):
+        proc = RosProcess(script, *args, **kwargs)
+        started.append(proc)
+        if ready is not None:
+            proc.wait_for(ready, timeout=ready_timeout)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def unique_topic() -> str:
+    return f"/lapx_test_{uuid.uuid4().hex[:12]}/human_poses"

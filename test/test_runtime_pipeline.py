@@ -1,10 +1,13 @@
 """Crops and batching, the estimator's coordinate mapping, and the pipeline's modes."""
+import time
+
 import numpy as np
 import pytest
 
 from lapx_ros.geometry import box_to_center_size
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.layouts import MPII_16
+from lapx_ros.runtime.detector import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.runtime.estimator import (PipelineConfig, PoseEstimator, PosePipeline,
                                         sanitize_boxes)
@@ -134,7 +137,8 @@ def test_detector_mode_runs_detector_every_n_frames():
 
     engine = MarkerEngine()
     pipe = PosePipeline(PoseEstimator(engine), PipelineConfig(
-        mode="detector", detector_interval=3, person_threshold=0.01), detector)
+        mode="detector", detector_interval=3, person_threshold=0.01),
+        BackgroundDetector(detector, synchronous=True))
     for i in range(7):
         poses = pipe.process(frame_with_person(200, 120), i * 0.1)
         assert len(poses) == 1 and poses[0].track_id == 1
@@ -167,3 +171,42 @@ def test_sanitize_boxes():
     assert dropped == 3
     assert out.tolist() == [[0, 0, 40, 60], [20, 10, 90, 80]]
     assert scores.tolist() == [1, 0.5]
+
+
+def test_detector_mode_keeps_following_people_the_detector_misses():
+    detections = iter([[[40.0, 50.0, 120.0, 190.0], [200.0, 50.0, 280.0, 190.0]],
+                       [[40.0, 50.0, 120.0, 190.0]]])
+
+    def detector(frame):
+        boxes = np.array(next(detections))
+        return boxes, np.ones(len(boxes))
+
+    _, pipe = pipeline(mode="detector", detector_interval=2)
+    pipe.detector = BackgroundDetector(detector, synchronous=True)
+    frame = frame_with_person(80, 120) + frame_with_person(240, 120)
+    ids = [sorted(p.track_id for p in pipe.process(frame, i * 0.1)) for i in range(3)]
+    assert ids == [[1, 2]] * 3
+
+
+def test_background_detector_survives_errors_and_returns_each_result_once():
+    def broken(frame):
+        raise RuntimeError("boom")
+
+    det = BackgroundDetector(broken, synchronous=True)
+    assert det.submit(np.zeros((4, 4, 3), np.uint8)) and det.take() is None
+    assert "boom" in det.last_error
+    det = BackgroundDetector(lambda f: (np.zeros((0, 4)), np.zeros(0)))
+    assert det.submit(np.zeros((4, 4, 3), np.uint8))
+    for _ in range(100):
+        result = det.take()
+        if result is not None:
+            break
+        time.sleep(0.01)
+    assert result is not None and det.take() is None
+
+
+def test_duplicate_boxes_give_one_person():
+    _, pipe = pipeline(mode="boxes")
+    frame = frame_with_person(200, 120)
+    boxes = np.array([[160, 50, 240, 190], [162, 52, 242, 192]])
+    assert len(pipe.process(frame, 0.0, boxes, None)) == 1

@@ -6,6 +6,8 @@ follows people by their keypoints in between.
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -45,3 +47,49 @@ class HogPersonDetector:
                                  rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]])
         order = np.argsort(-weights[keep])
         return boxes[order], weights[keep][order]
+
+
+class BackgroundDetector:
+    """Runs a slow detector on a thread of its own so that pose estimation never waits.
+
+    ``submit`` hands over a frame when the detector is idle; ``take`` returns the
+    newest finished result once. With ``synchronous`` the detector runs inside
+    ``submit`` (tests, offline evaluation).
+    """
+
+    def __init__(self, detect, synchronous: bool = False):
+        self.detect = detect
+        self.synchronous = synchronous
+        self._lock = threading.Lock()
+        self._busy = False
+        self._result = None
+        self.last_error = ""
+
+    def submit(self, frame_bgr: np.ndarray) -> bool:
+        """Start a detection on ``frame_bgr``; False when one is still running."""
+        with self._lock:
+            if self._busy:
+                return False
+            self._busy = True
+        if self.synchronous:
+            self._run(frame_bgr)
+        else:
+            threading.Thread(target=self._run, args=(frame_bgr.copy(),), daemon=True,
+                             name="lapx_detector").start()
+        return True
+
+    def _run(self, frame_bgr) -> None:
+        try:
+            result = self.detect(frame_bgr)
+        except Exception as exc:  # a detector failure must not end the pipeline
+            result, self.last_error = None, f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            if result is not None:
+                self._result = result
+            self._busy = False
+
+    def take(self):
+        """(boxes, scores) of the newest finished detection, or None; each result once."""
+        with self._lock:
+            result, self._result = self._result, None
+            return result

@@ -8,8 +8,9 @@ regions to look at, frame after frame:
   searched again when the person's confidence falls;
 - ``boxes``: person boxes from outside (another node), followed by keypoints on frames
   that bring no boxes;
-- ``detector``: the built-in detector every ``detector_interval`` frames, keypoint
-  following in between.
+- ``detector``: the built-in detector every ``detector_interval`` frames, on a thread
+  of its own; people are followed by their keypoints in between, and also when a
+  detection misses them.
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from lapx_ros.geometry import apply_affine, box_to_center_size, invert_affine, k
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.preprocess import CropBatcher
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
-from lapx_ros.runtime.tracking import Tracker
+from lapx_ros.runtime.tracking import Tracker, box_iou
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
 MIN_BOX_SIDE = 4.0
+# Two person boxes overlapping more than this are taken to be the same person.
+DUPLICATE_IOU = 0.5
 
 
 @dataclass
@@ -89,12 +92,15 @@ class PoseEstimator:
     def region(self, box, padding: float):
         return box_to_center_size(box, self.batcher.aspect_ratio, padding)
 
-    def __call__(self, frame_bgr: np.ndarray, boxes, padding: float,
-                 decode: str = "quarter") -> list[Pose]:
-        """One pose per box (all crops in one batch); raises InferenceError on bad output."""
+    def __call__(self, frame_bgr: np.ndarray, boxes, padding, decode: str = "quarter") -> list[Pose]:
+        """One pose per box (all crops in one batch); raises InferenceError on bad output.
+
+        ``padding`` is one factor for all boxes or one per box.
+        """
         if len(boxes) == 0:
             return []
-        regions = [self.region(b, padding) for b in boxes]
+        paddings = np.broadcast_to(np.asarray(padding, np.float64), (len(boxes),))
+        regions = [self.region(b, pad) for b, pad in zip(boxes, paddings)]
         batch, matrices = self.batcher(frame_bgr, regions)
         maps = self.engine.infer(batch)
         coords, peaks = heatmaps.decode(maps, method=decode)
@@ -118,13 +124,16 @@ class PosePipeline:
         self.tracker = Tracker()
         self.smoother = PoseSmoother(self.config.smoothing_params)
         self._previous: list[Pose] = []
-        self._frames_since_detection = None
+        self._frame_index = 0
+        self._last_submit = None
         self._frame_shape = None
 
     def reset(self) -> None:
         """Forget people (camera restart, resolution change)."""
         self._previous = []
-        self._frames_since_detection = None
+        self._last_submit = None
+        if self.detector is not None:
+            self.detector.take()  # a detection from before the reset is stale
         self.tracker.reset()
         self.smoother.reset()
 
@@ -140,10 +149,9 @@ class PosePipeline:
         else:
             poses = self._multi(frame_bgr, boxes, box_scores)
         poses = [p for p in poses if p.score >= cfg.person_threshold]
-        poses.sort(key=lambda p: -p.score)
-        poses = poses[:cfg.max_people]
         for p in poses:
             p.box = self._seen_box(p)
+        poses = self._suppress_duplicates(poses)[:cfg.max_people]
         ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
                                   [p.confidences for p in poses])
         for p, tid in zip(poses, ids):
@@ -193,21 +201,37 @@ class PosePipeline:
     def _multi(self, frame, boxes, box_scores):
         cfg = self.config
         h, w = frame.shape[:2]
+        followed = self._follow_boxes()
         if cfg.mode == "detector":
-            boxes = None
-            due = (self._frames_since_detection is None
-                   or self._frames_since_detection + 1 >= cfg.detector_interval)
-            if due and self.detector is not None:
-                boxes, box_scores = self.detector(frame)
-                self._frames_since_detection = 0
-            else:
-                self._frames_since_detection = (self._frames_since_detection or 0) + 1
+            boxes = box_scores = None
+            if self.detector is not None:
+                self._frame_index += 1
+                due = (self._last_submit is None
+                       or self._frame_index - self._last_submit >= cfg.detector_interval)
+                if due and self.detector.submit(frame):
+                    self._last_submit = self._frame_index
+                found = self.detector.take()
+                if found is not None:
+                    boxes, box_scores = found
         if boxes is None:
-            boxes, pad = self._follow_boxes(), cfg.box_padding
-        else:
-            scores = np.ones(len(boxes)) if box_scores is None else box_scores
-            boxes, scores, _ = sanitize_boxes(boxes, scores, w, h)
-            boxes = boxes[np.argsort(-scores)][:cfg.max_people]
-            # Detector boxes are already loose around the person.
-            pad = 1.0 if cfg.mode == "detector" else cfg.box_padding
-        return self._estimate(frame, boxes, pad)
+            return self._estimate(frame, followed, cfg.box_padding)
+        scores = np.ones(len(boxes)) if box_scores is None else box_scores
+        boxes, scores, _ = sanitize_boxes(boxes, scores, w, h)
+        boxes = list(boxes[np.argsort(-scores)][:cfg.max_people])
+        # Detector boxes are already loose around the person; boxes from another node
+        # are treated like person boxes and padded.
+        paddings = [1.0 if cfg.mode == "detector" else cfg.box_padding] * len(boxes)
+        if cfg.mode == "detector":
+            # Keep following the people this detection missed.
+            missed = [b for b in followed if all(box_iou(b, d) < DUPLICATE_IOU for d in boxes)]
+            boxes += missed
+            paddings += [cfg.box_padding] * len(missed)
+        return self._estimate(frame, boxes, paddings)
+
+    def _suppress_duplicates(self, poses):
+        """Best first; a pose overlapping a better one (same person twice) is dropped."""
+        kept = []
+        for p in sorted(poses, key=lambda p: -p.score):
+            if all(box_iou(p.box, k.box) < DUPLICATE_IOU for k in kept):
+                kept.append(p)
+        return kept

@@ -33,6 +33,12 @@ stamp_ok() {   # stamp_ok NAME HASH: true if step NAME already ran with inputs H
   [[ "${LAPX_SETUP_FORCE:-0}" != 1 && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
 }
 stamp_set() { mkdir -p "$STAMPS"; printf '%s\n' "$2" > "$STAMPS/$1"; }
+apt_install() {
+  log "installing $* with apt-get"
+  local sudo=""; [[ "$(id -u)" != 0 ]] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq </dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" </dev/null
+}
 
 # --- 1. system tools ------------------------------------------------------------------
 missing=()
@@ -40,18 +46,15 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]} with apt-get"
-  SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-fi
+((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 
 # --- 2. virtual environment -------------------------------------------------------------
 if [[ ! -x "$PY" ]]; then
   want="${LAPX_PYTHON:-python3.11}"
-  command -v "$want" >/dev/null || { log "$want not found (the ROS wheels are cp311)"; exit 1; }
+  if ! command -v "$want" >/dev/null || ! "$want" -c 'import ensurepip' 2>/dev/null; then
+    [[ "$want" == python3.11 ]] || { log "$want not usable (the ROS wheels need 3.11)"; exit 1; }
+    apt_install python3.11 python3.11-venv python3.11-dev
+  fi
   log "creating .venv with $want"
   "$want" -m venv "$VENV"
 fi
@@ -59,6 +62,10 @@ pyver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 if [[ "$pyver" != 3.11 ]]; then
   log ".venv has Python $pyver, the ROS 2 Jazzy wheels need 3.11; move .venv away and re-run"
   exit 1
+fi
+# the message build compiles a Python extension: it needs Python.h
+if ! "$PY" -c 'import os, sysconfig, sys; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  apt_install python3.11-dev
 fi
 export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$PATH"
@@ -96,10 +103,12 @@ else
     || { tail -n 60 "$STAMPS/cmake-build.log" >&2; exit 1; }
   cmake --install "$BUILD" >"$STAMPS/cmake-install.log" 2>&1 \
     || { tail -n 60 "$STAMPS/cmake-install.log" >&2; exit 1; }
-  "$PY" "$HELPERS" write-pth "$VENV"
   stamp_set cmake "$h_msg"
   rm -f "$STAMPS/package"   # the CMake install rewrote lapx_ros/__init__.py: redo step 6
 fi
+
+# .venv on AMENT_PREFIX_PATH at every interpreter start (writes only when changed)
+"$PY" "$HELPERS" write-pth "$VENV"
 
 # --- 6. the lapx-* commands -------------------------------------------------------------
 h_pkg="$("$PY" "$HELPERS" hash setup.py lapx_ros)"

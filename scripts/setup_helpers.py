@@ -71,11 +71,12 @@ def cmd_fix_ros_cmake(prefix: str) -> None:
 PTH_NAME = "lapx_ros_ament_prefix.pth"
 # .pth lines starting with "import" are executed at interpreter start. Files run in
 # name order, so this one runs before ros_wheels_bootstrapper.pth re-executes the
-# interpreter, and the re-executed process inherits the variable.
+# interpreter, and the re-executed process inherits the variable. The venv goes last,
+# like an underlay, so a sourced workspace on AMENT_PREFIX_PATH still takes precedence.
 PTH_LINE = (
     "import os, sys; _p = os.environ.get('AMENT_PREFIX_PATH', ''); "
     "sys.prefix in _p.split(os.pathsep) or os.environ.__setitem__("
-    "'AMENT_PREFIX_PATH', os.pathsep.join(x for x in (sys.prefix, _p) if x)); del _p\n"
+    "'AMENT_PREFIX_PATH', os.pathsep.join(x for x in (_p, sys.prefix) if x)); del _p\n"
 )
 
 

@@ -81,8 +81,9 @@ else
 fi
 
 # --- 4 + 5. messages, Python module, executables, share/ via CMake --------------------
+# (lapx_ros/ is not an input here: step 6 reinstalls the Python files when they change)
 h_msg="$("$PY" "$HELPERS" hash requirements.txt CMakeLists.txt package.xml cmake msg \
-         lapx_ros launch config models)"
+         launch config models)"
 if stamp_ok cmake "$h_msg" && [[ -f "$VENV/share/lapx_ros/package.xml" ]]; then
   log "messages: up to date"
 else

@@ -1,0 +1,87 @@
+"""Poses -> lapx_ros/HumanPoseArray, and person-box messages -> arrays.
+
+Internally pixel coordinates follow OpenCV (integer = pixel centre); the messages put
+pixel centres at +0.5 (see msg/Keypoint.msg), so the shift happens here, once.
+
+Person boxes come from another node as ``vision_msgs/Detection2DArray`` when that
+package is installed, otherwise as ``lapx_ros/HumanPoseArray`` whose people carry
+only a box and a score (keypoints may be empty): a header plus boxes, which this
+machine can build and test without vision_msgs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+from geometry_msgs.msg import Point
+
+from lapx_ros.msg import HumanPoseArray, Keypoint, PersonPose
+
+PIXEL_CENTRE = 0.5
+# Detection2D class ids taken as a person ("" = detectors that publish one class).
+PERSON_CLASS_IDS = ("person", "0", "")
+
+
+def vision_msgs_available() -> bool:
+    return importlib.util.find_spec("vision_msgs") is not None
+
+
+def pose_array_msg(header, poses, width: int, height: int, joint_names, skeleton) -> HumanPoseArray:
+    msg = HumanPoseArray()
+    msg.header = header
+    msg.image_width, msg.image_height = int(width), int(height)
+    msg.joint_names = list(joint_names)
+    msg.skeleton_a = [int(a) for a, _ in skeleton]
+    msg.skeleton_b = [int(b) for _, b in skeleton]
+    nan = float("nan")
+    for p in poses:
+        person = PersonPose()
+        person.id = int(p.track_id)
+        person.score = float(p.score)
+        x0, y0, x1, y1 = (float(v) + PIXEL_CENTRE for v in p.box)
+        person.x_min, person.y_min, person.x_max, person.y_max = x0, y0, x1, y1
+        for name, (x, y), conf in zip(joint_names, p.keypoints, p.confidences):
+            kp = Keypoint(name=name, x=float(x) + PIXEL_CENTRE, y=float(y) + PIXEL_CENTRE,
+                          confidence=float(conf), position=Point(x=nan, y=nan, z=nan))
+            person.keypoints.append(kp)
+        msg.people.append(person)
+    return msg
+
+
+def boxes_message_type():
+    """The box message class this machine can subscribe to, and its name."""
+    if vision_msgs_available():
+        from vision_msgs.msg import Detection2DArray
+
+        return Detection2DArray, "vision_msgs/Detection2DArray"
+    return HumanPoseArray, "lapx_ros/HumanPoseArray"
+
+
+def boxes_from_msg(msg):
+    """(boxes (N, 4) in OpenCV pixels, scores (N,)) from either box message type."""
+    boxes, scores = [], []
+    if isinstance(msg, HumanPoseArray):
+        for p in msg.people:
+            boxes.append((p.x_min, p.y_min, p.x_max, p.y_max))
+            scores.append(p.score)
+        arr = np.asarray(boxes, np.float64).reshape(-1, 4) - PIXEL_CENTRE
+        return arr, np.asarray(scores, np.float64)
+    for det in msg.detections:
+        hyps = [h.hypothesis for h in det.results]
+        people = [h.score for h in hyps if h.class_id.lower() in PERSON_CLASS_IDS]
+        if hyps and not people:
+            continue
+        c, sx, sy = det.bbox.center.position, det.bbox.size_x, det.bbox.size_y
+        boxes.append((c.x - sx / 2, c.y - sy / 2, c.x + sx / 2, c.y + sy / 2))
+        scores.append(max(people) if people else 1.0)
+    arr = np.asarray(boxes, np.float64).reshape(-1, 4) - PIXEL_CENTRE
+    return arr, np.asarray(scores, np.float64)
+
+
+def stamp_seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def finite_poses(poses) -> bool:
+    return all(math.isfinite(p.score) and np.isfinite(p.keypoints).all() for p in poses)

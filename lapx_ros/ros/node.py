@@ -1,0 +1,453 @@
+"""The pose node: a thin managed (lifecycle) node around ``PosePipeline``.
+
+It wires parameters, topics and timers to plain objects. Frames land in a one-slot
+mailbox that a worker thread empties: the worker always takes the newest frame and a
+frame replaced before it was taken is counted as a stale drop, so no queue can build
+up behind a slow model. Bad input is dropped with a rate-limited warning and counted
+in /diagnostics; nothing a camera sends can stop the worker.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
+
+from lapx_ros.msg import HumanPoseArray
+from lapx_ros.ros import params
+from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr, to_image_msg
+from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
+from lapx_ros.ros.messages import (boxes_from_msg, boxes_message_type, finite_poses,
+                                   pose_array_msg, stamp_seconds)
+from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
+from lapx_ros.runtime.drawing import draw_poses
+from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path
+from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline, sanitize_boxes
+from lapx_ros.runtime.frames import BoxBuffer, FrameGate, PipelineStats
+from lapx_ros.runtime.smoothing import OneEuroParams
+
+NODE_NAME = "lapx_pose"
+WARN_PERIOD = 5.0  # seconds between repeats of the same kind of warning
+
+
+def pipeline_config(cfg: params.NodeConfig) -> PipelineConfig:
+    return PipelineConfig(
+        mode=cfg.mode, max_people=cfg.max_people, keypoint_threshold=cfg.keypoint_threshold,
+        person_threshold=cfg.person_threshold, box_padding=cfg.box_padding, decode=cfg.decode,
+        detector_interval=cfg.detector_interval, track_match_threshold=cfg.track_match_threshold,
+        track_max_missed=cfg.track_max_missed, smoothing=cfg.smoothing,
+        smoothing_params=OneEuroParams(cfg.smoothing_min_cutoff, cfg.smoothing_beta,
+                                       cfg.smoothing_d_cutoff))
+
+
+class WarningThrottle:
+    """Logs each kind of warning at most once per period, with the count suppressed."""
+
+    def __init__(self, logger, period: float = WARN_PERIOD):
+        self._logger = logger
+        self._period = period
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, kind: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self._period:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        more = self._suppressed.pop(kind, 0)
+        self._last[kind] = now
+        self._logger.warning(text + (f" (and {more} more since last report)" if more else ""))
+
+
+class PoseNode(LifecycleNode):
+    """Camera frames in; /human_pose, markers, annotated image and diagnostics out."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = self._declare_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.stats = PipelineStats()
+        self.gate = FrameGate()
+        self.box_buffer = BoxBuffer()
+        self.markers = MarkerBuilder()
+        self.throttle = WarningThrottle(self.get_logger())
+        self.pipeline: PosePipeline | None = None
+        self.engine_description = ""
+        self.model_path = ""
+        self.model_problem = ""
+        self.active = False
+        self._intrinsics: tuple[Intrinsics, int, int] | None = None
+        self._subscriptions_made = []
+        self._publishers_made = []
+        self._slot = None
+        self._slot_cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._stop = False
+        self._prev_invalid = 0
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self._start_timer = None
+        if self.config.autostart:
+            self._start_timer = self.create_timer(self.config.retry_period, self._autostart)
+            self._autostart()
+
+    # ---------------------------------------------------------------- parameters
+    def _declare_parameters(self) -> params.NodeConfig:
+        """Declare every parameter; an invalid value from the file keeps the default."""
+        values = {}
+        for spec in params.SPECS.values():
+            desc = params.descriptor(spec)
+            try:
+                writable = copy.copy(desc)
+                writable.read_only = False
+                value = self.declare_parameter(spec.name, spec.default, writable).value
+                reason = params.check(spec.name, value)
+                self.undeclare_parameter(spec.name)
+            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+                reason, value = f"{spec.name}: {exc}", spec.default
+            if reason:
+                self.get_logger().error(f"parameter refused: {reason}; using {spec.default!r}")
+                value = spec.default
+            value = params.coerce(spec.name, value)
+            self.declare_parameter(spec.name, value, desc, ignore_override=True)
+            values[spec.name] = value
+        return params.NodeConfig(**values)
+
+    def _on_set_parameters(self, changed) -> SetParametersResult:
+        updates = {}
+        for p in changed:
+            reason = params.check_runtime(p.name, p.value)
+            if reason:
+                self.get_logger().warning(f"parameter change refused: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
+            updates[p.name] = params.coerce(p.name, p.value)
+        self.config = self.config.replace(**updates)
+        if self.pipeline is not None:
+            self.pipeline.config = pipeline_config(self.config)
+            self._configure_detector()
+        self.get_logger().info(f"parameters changed: {updates}")
+        return SetParametersResult(successful=True)
+
+    def _configure_detector(self) -> None:
+        if self.pipeline.detector is not None:
+            hog = self.pipeline.detector.detect
+            hog.scale = self.config.detector_scale
+            hog.score_threshold = self.config.detector_threshold
+
+    # ----------------------------------------------------------------- lifecycle
+    def _autostart(self) -> None:
+        """Configure and activate; on failure the timer tries again every retry_period."""
+        if not self.pipeline and self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return
+        if not self.active and self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            return
+        self._start_timer.cancel()
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        cfg = self.config
+        path = cfg.model_path or default_model_path()
+        try:
+            engine = create_engine(path or "(no model file found in models/)", cfg.backend,
+                                   cfg.threads, cfg.precision, log=self.get_logger().warning)
+        except (ModelError, ValueError) as exc:
+            problem = str(exc)
+            if problem != self.model_problem:
+                self.get_logger().error(f"cannot configure: {problem}")
+            self.model_problem = problem
+            return TransitionCallbackReturn.FAILURE
+        self.model_path, self.model_problem = path, ""
+        self.engine_description = engine.description
+        meta = engine.metadata
+        self.get_logger().info(
+            f"model {path}: {meta.layout_name} {meta.num_joints} joints, input "
+            f"{meta.input_width}x{meta.input_height}; backend {engine.description}")
+        detector = None
+        if cfg.mode == "detector":
+            detector = BackgroundDetector(HogPersonDetector(cfg.detector_scale, cfg.detector_threshold))
+        self.pipeline = PosePipeline(PoseEstimator(engine), pipeline_config(cfg), detector)
+        reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        self._pose_pub = self.create_lifecycle_publisher(HumanPoseArray, "human_pose", reliable)
+        self._marker_pub = self.create_lifecycle_publisher(MarkerArray, "human_pose/markers", reliable)
+        # Reliable depth 1: RViz (reliable by default) can see it, and no backlog builds.
+        self._image_pub = self.create_lifecycle_publisher(
+            Image, "human_pose/image", QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE))
+        self._publishers_made = [self._pose_pub, self._marker_pub, self._image_pub]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._subscribe()
+        self._stop = False
+        self.gate.forget()
+        self._worker = threading.Thread(target=self._work, name="lapx_pose_worker", daemon=True)
+        self._worker.start()
+        self.active = True
+        self.get_logger().info(f"active: {self.config.mode} mode on {self._input_topic_name()}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self._unsubscribe()
+        self.stop_worker()
+        self._marker_pub.publish(self.markers.clear(HumanPoseArray().header))
+        self.pipeline.reset()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        for pub in self._publishers_made:
+            self.destroy_lifecycle_publisher(pub)
+        self._publishers_made = []
+        self.pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.stop_worker()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------- inputs
+    def _input_topic_name(self) -> str:
+        topic = self.config.input_topic
+        return topic.rstrip("/") + "/compressed" if self.config.input_transport == "compressed" else topic
+
+    def _subscribe(self) -> None:
+        cfg = self.config
+        qos = copy.copy(qos_profile_sensor_data)
+        qos.depth = 1
+        if cfg.qos_reliability == "reliable":
+            qos.reliability = QoSReliabilityPolicy.RELIABLE
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        compressed = cfg.input_transport == "compressed"
+        self._subscriptions_made.append(self.create_subscription(
+            CompressedImage if compressed else Image, self._input_topic_name(),
+            lambda msg: self._on_frame(msg, compressed), qos, event_callbacks=events))
+        info_topic = cfg.camera_info_topic or cfg.input_topic.rstrip("/").rsplit("/", 1)[0] + "/camera_info"
+        if "/" not in cfg.input_topic.strip("/"):
+            info_topic = cfg.camera_info_topic or "camera_info"
+        self._subscriptions_made.append(self.create_subscription(
+            CameraInfo, info_topic, self._on_camera_info, qos))
+        if cfg.mode == "boxes":
+            box_type, box_type_name = boxes_message_type()
+            self.get_logger().info(f"person boxes: {box_type_name} on {cfg.boxes_topic}")
+            self._subscriptions_made.append(self.create_subscription(
+                box_type, cfg.boxes_topic, self._on_boxes, 10))
+
+    def _unsubscribe(self) -> None:
+        for sub in self._subscriptions_made:
+            self.destroy_subscription(sub)
+        self._subscriptions_made = []
+
+    def _on_incompatible_qos(self, event) -> None:
+        ours = self.config.qos_reliability
+        fix = "best_effort" if ours == "reliable" else "reliable"
+        self.throttle.warn("qos", f"a publisher on {self._input_topic_name()} has QoS incompatible "
+                                  f"with this node's ({ours}, policy {event.last_policy_kind}); "
+                                  f"no frames will arrive. Fix: set qos_reliability: {fix}")
+
+    def _on_frame(self, msg, compressed: bool) -> None:
+        self.stats.received()
+        with self._slot_cond:
+            if self._slot is not None:
+                self.stats.stale()
+            self._slot = (msg, compressed)
+            self._slot_cond.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        intrinsics = Intrinsics.from_camera_info(msg)
+        self._intrinsics = None if intrinsics is None else (intrinsics, msg.width, msg.height)
+
+    def _on_boxes(self, msg) -> None:
+        boxes, scores = boxes_from_msg(msg)
+        self.box_buffer.add(stamp_seconds(msg.header.stamp), boxes, scores)
+
+    # ------------------------------------------------------------------- worker
+    def stop_worker(self) -> None:
+        with self._slot_cond:
+            self._stop = True
+            self._slot = None
+            self._slot_cond.notify()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=5.0)
+        self._worker = None
+
+    def _work(self) -> None:
+        while True:
+            with self._slot_cond:
+                while self._slot is None and not self._stop:
+                    self._slot_cond.wait()
+                if self._stop:
+                    return
+                msg, compressed = self._slot
+                self._slot = None
+            try:
+                self._process(msg, compressed)
+            except Exception as exc:  # never let one frame stop the worker
+                self.stats.error(f"{type(exc).__name__}: {exc}")
+                self.throttle.warn("exception", f"frame failed: {type(exc).__name__}: {exc}")
+
+    def _drop(self, kind: str, reason: str) -> None:
+        self.stats.invalid(reason)
+        self.throttle.warn(kind, f"dropped frame: {reason}")
+
+    def _process(self, msg, compressed: bool) -> None:
+        cfg = self.config
+        started = time.monotonic()
+        stamp = stamp_seconds(msg.header.stamp)
+        frame_id = cfg.frame_id or msg.header.frame_id
+        if not frame_id:
+            return self._drop("frame_id", "empty frame_id (set the frame_id parameter to name "
+                                          "the camera frame)")
+        reason, clock_reset = self.gate.check(stamp, self._now(), cfg.max_stamp_future)
+        if reason:
+            return self._drop("stamp", reason)
+        if clock_reset:
+            self.get_logger().info("stamps restarted (camera or bag restart): tracking reset")
+            self.pipeline.reset()
+            self.box_buffer.clear()
+        try:
+            frame = (compressed_to_bgr(msg, cfg.max_image_pixels) if compressed
+                     else image_to_bgr(msg, cfg.max_image_pixels))
+        except ImageConversionError as exc:
+            return self._drop("image", str(exc))
+        boxes = scores = None
+        if cfg.mode == "boxes":
+            boxes, scores = self._boxes_for(stamp, frame.shape[1], frame.shape[0])
+        try:
+            poses = self.pipeline.process(frame, stamp, boxes, scores)
+        except InferenceError as exc:
+            self.stats.error(str(exc))
+            self.throttle.warn("inference", f"no poses for this frame: {exc}")
+            return
+        if not finite_poses(poses):
+            self.stats.error("non-finite keypoints")
+            return
+        header = copy.copy(msg.header)
+        header.frame_id = frame_id
+        height, width = frame.shape[:2]
+        meta = self.pipeline.estimator.metadata
+        self._pose_pub.publish(pose_array_msg(header, poses, width, height, meta.joint_names,
+                                              meta.skeleton))
+        if cfg.publish_markers and self._marker_pub.get_subscription_count() > 0:
+            self._marker_pub.publish(self.markers.build(
+                header, poses, meta.skeleton, self._intrinsics_for(width, height),
+                cfg.marker_depth, cfg.keypoint_threshold, cfg.marker_lifetime))
+        if self._image_pub.get_subscription_count() > 0:
+            draw_poses(frame, poses, meta.skeleton, cfg.keypoint_threshold)
+            self._image_pub.publish(to_image_msg(frame, "bgr8", header))
+        self.stats.processed(self._now() - stamp, time.monotonic() - started, len(poses))
+
+    def _boxes_for(self, stamp: float, width: int, height: int):
+        cfg = self.config
+        found = self.box_buffer.match(stamp, cfg.boxes_stamp_tolerance, cfg.boxes_wait)
+        if found is None:
+            return None, None  # no boxes for this frame: follow the people already seen
+        boxes, scores, dropped = sanitize_boxes(found[0], found[1], width, height)
+        if dropped:
+            self.stats.invalid_boxes(dropped)
+            self.throttle.warn("boxes", f"ignored {dropped} person box(es): NaN, degenerate "
+                                        "or outside the image")
+        return boxes, scores
+
+    def _intrinsics_for(self, width: int, height: int) -> Intrinsics:
+        """Camera intrinsics scaled to this image, or a plausible guess without camera_info."""
+        if self._intrinsics is None:
+            return Intrinsics.guess(width, height)
+        k, w0, h0 = self._intrinsics
+        if (w0, h0) == (width, height) or not (w0 and h0):
+            return k
+        sx, sy = width / w0, height / h0
+        return Intrinsics(k.fx * sx, k.fy * sy, (k.cx + 0.5) * sx - 0.5, (k.cy + 0.5) * sy - 0.5)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        report = self.stats.report()
+        level, message = self._health(report)
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: pose pipeline",
+                                  message=message, hardware_id=self.engine_description or "none")
+        values = {
+            "backend": self.engine_description or "not loaded",
+            "model": self.model_path or self.model_problem,
+            "input_topic": self.resolve_topic_name(self._input_topic_name()),
+            "mode": self.config.mode,
+            **{k: v for k, v in report.items() if k != "invalid_reasons"},
+            "dropped_boxes": self.stats.total_boxes_invalid,
+            "unmatched_box_messages": self.box_buffer.unmatched,
+        }
+        values.update({f"dropped: {k}": n for k, n in report["invalid_reasons"].items()})
+        status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+        out = DiagnosticArray(status=[status])
+        out.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(out)
+
+    def _health(self, report):
+        new_invalid = report["dropped_invalid"] - self._prev_invalid
+        self._prev_invalid = report["dropped_invalid"]
+        if self.model_problem:
+            return DiagnosticStatus.ERROR, f"model not loaded: {self.model_problem}"
+        if not self.active:
+            return DiagnosticStatus.OK, "inactive"
+        if report["last_error"]:  # cleared by the next frame that succeeds
+            return DiagnosticStatus.ERROR, f"inference failing: {report['last_error']}"
+        since = report["since_last_frame_s"]
+        if since is None or since > self.config.stale_timeout:
+            hint = self._publisher_hint()
+            self.throttle.warn("stale", f"no frames on {self._input_topic_name()}: {hint}")
+            return DiagnosticStatus.STALE, f"no frames: {hint}"
+        if new_invalid:
+            return DiagnosticStatus.WARN, f"dropped {new_invalid} bad frame(s)"
+        return DiagnosticStatus.OK, (f"{report['processing_rate_hz']:.1f} Hz, "
+                                     f"{report['people']} people")
+
+    def _publisher_hint(self) -> str:
+        """Why nothing arrives: no publisher, a wrong type, or incompatible QoS."""
+        topic = self.resolve_topic_name(self._input_topic_name())
+        infos = self.get_publishers_info_by_topic(topic)
+        if not infos:
+            return f"nobody publishes {topic}"
+        expected = "sensor_msgs/msg/" + ("CompressedImage" if self.config.input_transport == "compressed"
+                                         else "Image")
+        for info in infos:
+            if info.topic_type != expected:
+                return f"{topic} carries {info.topic_type}, expected {expected} (check input_transport)"
+            if (self.config.qos_reliability == "reliable"
+                    and info.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT):
+                return (f"the publisher of {topic} is best effort, this node asks reliable: "
+                        "set qos_reliability: best_effort")
+        return f"{len(infos)} publisher(s) on {topic} but no frames (camera stopped?)"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "" if value is None else str(value)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = PoseNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_worker()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

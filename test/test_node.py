@@ -1,0 +1,179 @@
+"""The pose node in its own process over real DDS: real photos in every input encoding
+and as CompressedImage, the outputs' shape, runtime parameters, bad input and faults."""
+import math
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from sensor_msgs.msg import Image
+
+from lapx_ros.msg import HumanPoseArray
+from pose_client import LSPET, PoseClient, node_command
+from tiny_models import build_model
+
+READY = r"active: "
+ENCODINGS = ["bgr8", "rgb8", "bgra8", "rgba8", "mono8", "yuv422", "yuyv"]
+# Low thresholds: the tiny test model's confidences mean nothing, every frame has a person.
+OPEN_THRESHOLDS = ("person_threshold:=0.0", "keypoint_threshold:=0.0")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_model(tmp_path_factory.mktemp("model") / "tiny.onnx", input_size=(128, 96))
+
+
+@pytest.fixture
+def namespace():
+    return f"/lapx_t{uuid.uuid4().hex[:8]}"
+
+
+def lspet_frames(count):
+    if not LSPET.is_dir():
+        pytest.skip(f"LSPET images not found beside the repository ({LSPET.name}: see data notes)")
+    paths = [LSPET / "images" / f"im{9001 + i:05d}.jpg" for i in range(count)]
+    frames = [cv2.imread(str(p)) for p in paths]
+    # yuv422 needs an even width: crop one column off odd-width photos.
+    return [f[:, : f.shape[1] // 2 * 2] for f in frames]
+
+
+def check_pose_message(msg: HumanPoseArray, frame, frame_id="camera_optical_frame"):
+    assert msg.header.frame_id == frame_id
+    assert (msg.image_width, msg.image_height) == (frame.shape[1], frame.shape[0])
+    assert len(msg.joint_names) == 16 and len(msg.skeleton_a) == len(msg.skeleton_b) > 0
+    for person in msg.people:
+        assert person.id >= 1 and 0.0 <= person.score <= 1.0
+        assert [k.name for k in person.keypoints] == list(msg.joint_names)
+        for k in person.keypoints:
+            assert math.isfinite(k.x) and math.isfinite(k.y) and 0.0 <= k.confidence <= 1.0
+            assert math.isnan(k.position.x)  # no depth input: 3D unknown
+
+
+def test_poses_for_every_encoding_with_the_image_stamp(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    frames = lspet_frames(len(ENCODINGS))
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        for frame, encoding in zip(frames, ENCODINGS):
+            stamp = client.publish_image(frame, encoding)
+            msg = client.wait_pose(stamp)
+            assert msg is not None, f"no /human_pose for a {encoding} frame"
+            check_pose_message(msg, frame)
+            assert len(msg.people) == 1
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_input(ros_process, model, namespace, fmt):
+    ros_process(*node_command(namespace, model, "input_transport:=compressed", *OPEN_THRESHOLDS),
+                ready=READY)
+    frames = lspet_frames(2)
+    with PoseClient(namespace) as client:
+        client.wait_for_node(compressed=True)
+        for frame in frames:
+            stamp = client.publish_compressed(frame, fmt)
+            msg = client.wait_pose(stamp)
+            assert msg is not None
+            check_pose_message(msg, frame)
+
+
+def test_markers_and_annotated_image(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace, subscribe_image=True) as client:
+        client.wait_for_node()
+        client.wait(lambda: client.node.count_subscribers(f"{namespace}/human_pose/image") > 0, 5)
+        stamp = client.publish_image(frame)
+        assert client.wait_pose(stamp) is not None
+        image = client.wait(lambda: next((m for m in client.images if m.header.stamp == stamp), None))
+        assert image is not None and image.encoding == "bgr8"
+        assert (image.width, image.height) == (frame.shape[1], frame.shape[0])
+        assert len(image.data) == image.step * image.height
+        markers = client.wait(lambda: next((m for m in client.markers
+                                            if m.markers and m.markers[0].header.stamp == stamp), None))
+        assert markers is not None
+        kinds = {m.ns for m in markers.markers}
+        assert kinds == {"joints", "bones", "ids"}
+        for m in markers.markers:
+            assert m.header.frame_id == "camera_optical_frame"
+            for p in m.points:
+                assert p.z == pytest.approx(2.0) and math.isfinite(p.x) and math.isfinite(p.y)
+        joints = next(m for m in markers.markers if m.ns == "joints")
+        assert len(joints.points) == 16
+
+
+def set_parameters(client, namespace, **values):
+    params = AsyncParameterClient(client.node, f"{namespace}/lapx_pose")
+    assert params.wait_for_services(timeout_sec=10.0)
+    future = params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+    result = client.wait(lambda: future.done() and future.result(), 10)
+    assert result is not None, "no answer from the parameter service"
+    return result.results
+
+
+def test_parameter_change_takes_effect_and_bad_values_are_refused(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        assert len(client.wait_pose(client.publish_image(frame)).people) == 1
+        (ok,) = set_parameters(client, namespace, person_threshold=1.0)
+        assert ok.successful
+        assert client.wait_pose(client.publish_image(frame)).people == []
+        refused = set_parameters(client, namespace, keypoint_threshold=2.0)
+        assert not refused[0].successful and refused[0].reason
+        (readonly,) = set_parameters(client, namespace, model_path="/elsewhere.onnx")
+        assert not readonly.successful
+        (ok,) = set_parameters(client, namespace, person_threshold=0.0)
+        assert ok.successful
+        assert len(client.wait_pose(client.publish_image(frame)).people) == 1
+
+
+def test_bad_frames_are_dropped_and_counted(ros_process, model, namespace):
+    node = ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        good = client.publish_image(frame)
+        assert client.wait_pose(good) is not None
+        bad = []
+        depth_img = Image(header=client.header(), height=4, width=4, encoding="16UC1", step=8,
+                          data=bytes(32))
+        short = Image(header=client.header(), height=10, width=10, encoding="rgb8", step=30, data=bytes(29))
+        empty_frame_id = Image(header=client.header(frame_id=""), height=2, width=2, encoding="mono8",
+                               step=2, data=bytes(4))
+        for m in (depth_img, short, empty_frame_id):
+            client.publish_raw(m)
+            bad.append(m.header.stamp)
+            client.wait(lambda: False, 0.3)
+        after = client.publish_image(frame)
+        assert client.wait_pose(after) is not None, "the node stopped after bad input"
+        assert all(client.wait_pose(s, timeout=0.1) is None for s in bad)
+        values = client.wait_diagnostics(lambda v: int(v["dropped_invalid"]) >= 3)
+        assert values, client.diagnostic_values()
+    node.wait_for("16-bit/float", timeout=5)
+
+
+def test_missing_model_refuses_to_activate(ros_process, namespace, tmp_path):
+    missing = tmp_path / "no_such_model.onnx"
+    node = ros_process(*node_command(namespace, str(missing), "retry_period:=0.5"))
+    node.wait_for(r"cannot configure: model .*no_such_model\.onnx.*does not exist", timeout=20)
+    with PoseClient(namespace) as client:
+        values = client.wait_diagnostics(lambda v: v["level"] == 2)
+        assert values and "does not exist" in values["message"], client.diagnostic_values()
+    # retries are quiet: the same problem is logged once
+    assert sum("cannot configure" in line for line in node.lines) == 1
+
+
+def test_nan_model_publishes_no_poses_and_reports_an_error(ros_process, namespace, tmp_path):
+    model = build_model(tmp_path / "nan.onnx", input_size=(128, 96), nan_output=True)
+    ros_process(*node_command(namespace, model), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        seen = len(client.diagnostics)
+        stamp = client.publish_image(frame)
+        assert client.wait_pose(stamp, timeout=3) is None
+        values = client.wait_diagnostics(lambda v: v["level"] == 2, after=seen)
+        assert values and "NaN" in values["message"], client.diagnostic_values()

@@ -1,0 +1,49 @@
+"""A USB camera driver and the lapx_ros pose node on its images.
+
+    ros2 launch lapx_ros lapx_camera.launch.py camera_driver:=usb_cam video_device:=/dev/video0
+
+camera_driver is v4l2_camera (package ros-jazzy-v4l2-camera) or usb_cam
+(ros-jazzy-usb-cam). Both publish camera/image_raw and camera/camera_info here, with
+the sensor-data QoS the node expects; the remaining arguments go to lapx.launch.py.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.conditions import LaunchConfigurationEquals
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+FORWARDED = ("namespace", "input_transport", "model_path", "backend", "mode")
+
+
+def generate_launch_description():
+    driver = LaunchConfiguration("camera_driver")
+    device = LaunchConfiguration("video_device")
+    remaps = [("image_raw", "camera/image_raw"), ("camera_info", "camera/camera_info"),
+              ("image_raw/compressed", "camera/image_raw/compressed")]
+    return LaunchDescription([
+        DeclareLaunchArgument("camera_driver", default_value="v4l2_camera",
+                              choices=["v4l2_camera", "usb_cam"]),
+        DeclareLaunchArgument("video_device", default_value="/dev/video0"),
+        DeclareLaunchArgument("namespace", default_value=""),
+        DeclareLaunchArgument("input_transport", default_value="raw"),
+        DeclareLaunchArgument("model_path", default_value=""),
+        DeclareLaunchArgument("backend", default_value="auto"),
+        DeclareLaunchArgument("mode", default_value="single"),
+        Node(package="v4l2_camera", executable="v4l2_camera_node", name="camera",
+             namespace=LaunchConfiguration("namespace"), remappings=remaps,
+             parameters=[{"video_device": device}],
+             condition=LaunchConfigurationEquals("camera_driver", "v4l2_camera")),
+        Node(package="usb_cam", executable="usb_cam_node_exe", name="camera",
+             namespace=LaunchConfiguration("namespace"), remappings=remaps,
+             parameters=[{"video_device": device, "framerate": 30.0}],
+             condition=LaunchConfigurationEquals("camera_driver", "usb_cam")),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([FindPackageShare("lapx_ros"), "launch", "lapx.launch.py"])),
+            launch_arguments={
+                "input_topic": "camera/image_raw",
+                **{name: LaunchConfiguration(name) for name in FORWARDED},
+            }.items()),
+    ])

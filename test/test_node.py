@@ -10,7 +10,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import Image
 
-from lapx_ros.msg import HumanPoseArray
+from lapx_ros.msg import HumanPoseArray, PersonPose
 from pose_client import LSPET, PoseClient, node_command
 from tiny_models import build_model
 
@@ -177,3 +177,62 @@ def test_nan_model_publishes_no_poses_and_reports_an_error(ros_process, namespac
         assert client.wait_pose(stamp, timeout=3) is None
         values = client.wait_diagnostics(lambda v: v["level"] == 2, after=seen)
         assert values and "NaN" in values["message"], client.diagnostic_values()
+
+
+def test_boxes_mode_matches_boxes_by_stamp(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, "mode:=boxes", "boxes_wait:=0.5", *OPEN_THRESHOLDS),
+                ready=READY)
+    (frame,) = lspet_frames(1)
+    h, w = frame.shape[:2]
+    with PoseClient(namespace) as client:
+        boxes_pub = client.node.create_publisher(HumanPoseArray, f"{namespace}/person_boxes", 10)
+        client.wait_for_node()
+        client.wait(lambda: boxes_pub.get_subscription_count() > 0, 5)
+
+        def send_boxes(stamp, boxes):
+            msg = HumanPoseArray()
+            msg.header.stamp = stamp
+            msg.people = [PersonPose(score=0.9, x_min=float(a), y_min=float(b), x_max=float(c), y_max=float(d))
+                          for a, b, c, d in boxes]
+            boxes_pub.publish(msg)
+
+        stamp = client.next_stamp()
+        send_boxes(stamp, [(0, 0, w / 2, h), (w / 2, 0, w, h), (float("nan"), 0, 5, 5), (-50, -50, -10, -10)])
+        client.publish_image(frame, stamp=stamp)
+        msg = client.wait_pose(stamp)
+        assert msg is not None and len(msg.people) == 2
+        check_pose_message(msg, frame)
+        send_boxes(client.next_stamp(), [(0, 0, w, h)])  # matches no frame
+        values = client.wait_diagnostics(lambda v: int(v["dropped_boxes"]) >= 2)
+        assert values, client.diagnostic_values()
+
+
+def test_stamps_going_backwards_are_dropped(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        first = client.next_stamp()
+        second = client.next_stamp()
+        assert client.wait_pose(client.publish_image(frame, stamp=second)) is not None
+        client.publish_image(frame, stamp=first)
+        assert client.wait_pose(first, timeout=1.0) is None
+        assert client.wait_pose(client.publish_image(frame)) is not None
+        assert client.wait_diagnostics(lambda v: int(v["dropped_invalid"]) == 1)
+
+
+def test_replay_feeds_the_node(ros_process, model, namespace, tmp_path):
+    frames = lspet_frames(3)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+    ros_process(*node_command(namespace, model, "input_transport:=compressed", *OPEN_THRESHOLDS),
+                ready=READY)
+    with PoseClient(namespace) as client:
+        replay = ros_process("-m", "lapx_ros.ros.replay", str(tmp_path), "--topic",
+                             f"{namespace}/camera/image_raw", "--transport", "both", "--rate", "5",
+                             "--wait-subscribers", "1", "--reliable")
+        assert replay.wait_exit(timeout=30) == 0, replay.output
+        assert "sent 3 frames" in replay.output
+        got = client.wait(lambda: len(client.poses) >= 3 and client.poses, 10)
+        assert got and [(m.image_width, m.image_height) for m in got[:3]] == \
+            [(f.shape[1], f.shape[0]) for f in frames]

@@ -1,0 +1,1 @@
+"""Labelled pose data: dataset readers, crops, augmentation and heatmap targets."""

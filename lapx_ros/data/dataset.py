@@ -1,0 +1,46 @@
+"""A PyTorch dataset over pose records, with decoded images kept in memory."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lapx_ros.data.lsp import PoseRecord
+from lapx_ros.data.transforms import TopDownTransform, normalize, read_rgb
+
+
+class PoseDataset(Dataset):
+    """Yields (input tensor, heatmap targets, joint weights) for each record.
+
+    Images are small (LSPET: under 700 px), so all of them fit in memory after their
+    first decoding; this keeps JPEG decoding out of every epoch after the first.
+    """
+
+    def __init__(self, records: list[PoseRecord], transform: TopDownTransform,
+                 mean, std, seed: int = 0, cache_images: bool = True):
+        self.records = records
+        self.transform = transform
+        self.mean, self.std = mean, std
+        self.seed = seed
+        self.epoch = 0
+        self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseeds augmentation so each epoch differs but a resumed run repeats itself."""
+        self.epoch = epoch
+
+    def image(self, index: int) -> np.ndarray:
+        if self._cache is None:
+            return read_rgb(self.records[index].image_path)
+        if index not in self._cache:
+            self._cache[index] = read_rgb(self.records[index].image_path)
+        return self._cache[index]
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        crop, targets, weights = self.transform(self.image(index), self.records[index].joints, rng)
+        x = normalize(crop[None], self.mean, self.std)[0]
+        return torch.from_numpy(x), torch.from_numpy(targets), torch.from_numpy(weights)

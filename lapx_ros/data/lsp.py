@@ -1,0 +1,80 @@
+"""Leeds Sports Pose (LSP / LSPET) annotations, mapped to MPII's 16-joint order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from lapx_ros.layouts import LSP_TO_MPII, MPII_16
+
+
+@dataclass(frozen=True)
+class PoseRecord:
+    """One annotated person: where its image is and its joints (K, 3) = x, y, visible."""
+
+    image_path: Path
+    joints: np.ndarray
+
+
+def load_lsp_joints(joints_file) -> np.ndarray:
+    """LSP joints as (N, 14, 3) = x, y, visible, whatever orientation the .mat file uses."""
+    raw = scipy.io.loadmat(str(joints_file))["joints"]
+    if raw.shape[:2] == (14, 3):          # LSPET: 14 x 3 x N, third row = visible
+        joints = raw.transpose(2, 0, 1)
+    elif raw.shape[:2] == (3, 14):        # LSP: 3 x 14 x N, third row = occluded
+        joints = raw.transpose(2, 1, 0).copy()
+        joints[..., 2] = 1.0 - joints[..., 2]
+    elif raw.shape[1:] == (3,) or raw.ndim == 3 and raw.shape[1] == 3:
+        joints = raw
+    else:
+        raise ValueError(f"{joints_file}: unexpected joints array shape {raw.shape}")
+    return np.ascontiguousarray(joints, dtype=np.float64)
+
+
+def lsp_to_mpii(joints14: np.ndarray) -> np.ndarray:
+    """(N, 14, 3) LSP joints -> (N, 16, 3) MPII joints; pelvis and thorax are midpoints."""
+    n = joints14.shape[0]
+    out = np.zeros((n, MPII_16.num_joints, 3), dtype=np.float64)
+    out[:, list(LSP_TO_MPII)] = joints14
+    for derived, (a, b) in ((MPII_16.index("pelvis"), ("right_hip", "left_hip")),
+                            (MPII_16.index("thorax"), ("right_shoulder", "left_shoulder"))):
+        ia, ib = MPII_16.index(a), MPII_16.index(b)
+        out[:, derived, :2] = (out[:, ia, :2] + out[:, ib, :2]) / 2
+        out[:, derived, 2] = np.minimum(out[:, ia, 2], out[:, ib, 2])
+    return out
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'9001-9500' -> (9001, 9500), 1-based and inclusive like the image names."""
+    try:
+        first, last = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise ValueError(f"range must look like 9001-9500, got {text!r}") from None
+    if not 1 <= first <= last:
+        raise ValueError(f"bad range {text!r}")
+    return first, last
+
+
+def lsp_image_name(index: int) -> str:
+    return f"im{index:05d}.jpg"
+
+
+def load_lsp_records(images_dir, joints_file, index_range: tuple[int, int]) -> list[PoseRecord]:
+    """Records of images ``index_range`` (1-based, inclusive). A missing image is an error."""
+    images_dir = Path(images_dir)
+    joints = lsp_to_mpii(load_lsp_joints(joints_file))
+    first, last = index_range
+    if last > len(joints):
+        raise ValueError(f"range {first}-{last} exceeds the {len(joints)} annotations in {joints_file}")
+    records, missing = [], []
+    for index in range(first, last + 1):
+        path = images_dir / lsp_image_name(index)
+        if not path.is_file():
+            missing.append(path.name)
+        records.append(PoseRecord(path, joints[index - 1]))
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(f"{len(missing)} images of range {first}-{last} missing in {images_dir}: {shown}")
+    return records

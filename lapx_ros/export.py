@@ -1,0 +1,161 @@
+"""lapx-export: a checkpoint to a self-describing ONNX file, verified against PyTorch.
+
+The exported graph returns only the last stage's heatmaps, has a dynamic batch axis and
+carries ``ModelMetadata`` in its metadata. Before the file is written, ONNX Runtime's
+output on real crops is compared with PyTorch's; a disagreeing export is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lapx_ros.metadata import METADATA_KEY, ModelMetadata
+
+OPSET = 17
+
+
+def read_onnx_metadata(path) -> ModelMetadata:
+    """The ModelMetadata of an exported file; ValueError naming the file when absent or bad."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable ONNX file ({exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ValueError(f"{path}: ONNX file has no '{METADATA_KEY}' metadata (not exported by lapx-export)")
+    try:
+        return ModelMetadata.from_json(props[METADATA_KEY])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def export_onnx(model, meta: ModelMetadata, path) -> None:
+    """Write the eval-mode network as ONNX (dynamic batch) with its metadata attached."""
+    import onnx
+    import torch
+
+    model.eval()
+    dummy = torch.zeros(1, 3, meta.input_height, meta.input_width)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(model, (dummy,), str(raw), input_names=[meta.input_name],
+                          output_names=[meta.output_name], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={meta.input_name: {0: "batch"}, meta.output_name: {0: "batch"}})
+        graph = onnx.load(str(raw))
+    graph.producer_name = "lapx_ros"
+    graph.doc_string = "LAPX human pose heatmaps; see metadata key 'lapx_ros'"
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def verify_export(model, onnx_path, batch: np.ndarray, tolerance: float = 1e-3) -> dict:
+    """Max abs difference and argmax agreement of ONNX Runtime vs PyTorch on ``batch``."""
+    import onnxruntime as ort
+    import torch
+
+    meta = read_onnx_metadata(onnx_path)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run([meta.output_name], {meta.input_name: batch})[0]
+    with torch.inference_mode():
+        torch_out = model(torch.from_numpy(batch)).numpy()
+    n, k = torch_out.shape[:2]
+    same_peak = (onnx_out.reshape(n, k, -1).argmax(-1) == torch_out.reshape(n, k, -1).argmax(-1)).mean()
+    max_diff = float(np.abs(onnx_out - torch_out).max())
+    return {"max_abs_diff": max_diff, "argmax_agreement": float(same_peak),
+            "ok": bool(max_diff <= tolerance and same_peak >= 0.99), "crops": n}
+
+
+def real_crops(meta: ModelMetadata, images_dir, joints_file, index_range, count: int) -> np.ndarray:
+    """Normalised crops of labelled people, for verification and int8 calibration."""
+    from lapx_ros.data.lsp import load_lsp_records
+    from lapx_ros.data.transforms import read_rgb
+    from lapx_ros.geometry import box_to_center_size, keypoints_to_box
+    from lapx_ros.topdown import TopDownPredictor
+
+    predictor = TopDownPredictor(lambda b: b, meta)
+    records = load_lsp_records(images_dir, joints_file, index_range)[:count]
+    batches = []
+    for record in records:
+        box = keypoints_to_box(record.joints[:, :2], record.joints[:, 2] > 0)
+        center, size = box_to_center_size(box, meta.input_width / meta.input_height)
+        batches.append(predictor.preprocess(read_rgb(record.image_path), [(center, size, 0.0)])[0])
+    return np.concatenate(batches)
+
+
+def quantize_int8(onnx_path, out_path, calibration: np.ndarray, meta: ModelMetadata) -> None:
+    """Static int8 (QDQ) quantisation calibrated on real crops."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter(calibration[i:i + 1] for i in range(len(calibration)))
+
+        def get_next(self):
+            item = next(self._items, None)
+            return None if item is None else {meta.input_name: item}
+
+    quantize_static(str(onnx_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    model = onnx.load(str(out_path))
+    if not any(p.key == METADATA_KEY for p in model.metadata_props):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, meta.to_json()
+        onnx.save(model, str(out_path))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lapx-export", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a lapx-train checkpoint (.pt)")
+    p.add_argument("output", help="ONNX file to write")
+    p.add_argument("--lsp-images", required=True, help="images for verification/calibration crops")
+    p.add_argument("--lsp-joints", required=True)
+    p.add_argument("--crops-range", default="9001-9500", help="images whose crops verify the export")
+    p.add_argument("--crops", type=int, default=16, help="how many crops verify the export")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs heatmap difference allowed")
+    p.add_argument("--int8", metavar="FILE", help="also write a static int8 (QDQ) model here")
+    p.add_argument("--calibration-crops", type=int, default=64)
+    return p
+
+
+def main(argv=None) -> int:
+    from lapx_ros.checkpoint import load_model
+    from lapx_ros.data.lsp import parse_range
+
+    args = build_parser().parse_args(argv)
+    model, state = load_model(args.checkpoint)
+    meta = ModelMetadata.from_json(state["metadata"])
+    crops = real_crops(meta, args.lsp_images, args.lsp_joints, parse_range(args.crops_range), args.crops)
+    output = Path(args.output)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / output.name
+        export_onnx(model, meta, candidate)
+        report = verify_export(model, candidate, crops, args.tolerance)
+        print(json.dumps({"verification": report}))
+        if not report["ok"]:
+            print(f"refusing to write {output}: ONNX disagrees with PyTorch", file=sys.stderr)
+            return 1
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(candidate.read_bytes())
+        if args.int8:
+            calibration = real_crops(meta, args.lsp_images, args.lsp_joints, parse_range("1-9000"),
+                                     args.calibration_crops)
+            quantize_int8(output, args.int8, calibration, meta)
+            print(json.dumps({"int8": str(args.int8)}))
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""PCKh@0.5 and PCK@0.2-torso on LSP-style labels, as the project's dashboard defines them.
+
+Scored on the 12 limb joints, only on joints labelled visible. PCKh uses only images whose
+neck and head top are visible; a joint is correct within 0.5 x the neck-head top
+distance. PCK-torso uses images whose left shoulder and right hip are visible, with
+0.2 x their distance. A person the system did not return (NaN keypoints) counts as wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lapx_ros.layouts import MPII_16
+
+LIMB_JOINTS = tuple(MPII_16.index(n) for n in (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist"))
+_NECK, _HEAD = MPII_16.index("upper_neck"), MPII_16.index("head_top")
+_LSHOULDER, _RHIP = MPII_16.index("left_shoulder"), MPII_16.index("right_hip")
+
+
+@dataclass(frozen=True)
+class PckResult:
+    accuracy: float                       # fraction of scored joints that were correct
+    per_joint: dict[str, float]           # joint name -> accuracy (NaN when never scored)
+    scored_joints: int
+    scored_images: int
+
+
+def pck(pred: np.ndarray, labels: np.ndarray, ref_a: int, ref_b: int, factor: float,
+        joints=LIMB_JOINTS) -> PckResult:
+    """PCK of predictions (N, 16, 2) against labels (N, 16, 3) in MPII order.
+
+    The threshold of each image is ``factor`` x the distance between its labelled joints
+    ``ref_a`` and ``ref_b``; images where either is not visible are left out.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    usable = (labels[:, ref_a, 2] > 0) & (labels[:, ref_b, 2] > 0)
+    ref = np.linalg.norm(labels[:, ref_a, :2] - labels[:, ref_b, :2], axis=1)
+    joints = list(joints)
+    dist = np.linalg.norm(pred[:, joints, :2] - labels[:, joints, :2], axis=2)
+    correct = np.nan_to_num(dist, nan=np.inf) <= factor * ref[:, None]
+    scored = (labels[:, joints, 2] > 0) & usable[:, None]
+    per_joint = {}
+    for col, j in enumerate(joints):
+        n = scored[:, col].sum()
+        per_joint[MPII_16.joint_names[j]] = float(correct[:, col][scored[:, col]].mean()) if n else float("nan")
+    total = int(scored.sum())
+    return PckResult(float(correct[scored].mean()) if total else float("nan"), per_joint,
+                     total, int(usable.sum()))
+
+
+def pckh(pred, labels, factor: float = 0.5) -> PckResult:
+    return pck(pred, labels, _NECK, _HEAD, factor)
+
+
+def pck_torso(pred, labels, factor: float = 0.2) -> PckResult:
+    return pck(pred, labels, _LSHOULDER, _RHIP, factor)

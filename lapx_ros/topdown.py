@@ -1,0 +1,91 @@
+"""Top-down inference: crop regions, run a heatmap model, decode back to image pixels.
+
+Numpy and OpenCV only, so evaluation (with a PyTorch or ONNX model) and the ROS runtime
+share one code path. ``infer`` is any callable from a normalised float32 batch
+(N, 3, H, W) to heatmaps (N, K, H/stride, W/stride).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lapx_ros.geometry import (apply_affine, box_to_center_size, crop_transform, invert_affine,
+                               keypoints_to_box, warp_crop)
+from lapx_ros.heatmaps import decode, flip_heatmaps, from_heatmap_coords
+from lapx_ros.metadata import ModelMetadata
+
+HeatmapFn = Callable[[np.ndarray], np.ndarray]
+# A region to crop: centre (x, y), size (w, h) in source pixels, rotation in degrees.
+Region = tuple[np.ndarray, np.ndarray, float]
+
+
+def whole_frame_region(image_shape, aspect_ratio: float) -> Region:
+    h, w = image_shape[:2]
+    center, size = box_to_center_size((0, 0, w, h), aspect_ratio, padding=1.0)
+    return center, size, 0.0
+
+
+class TopDownPredictor:
+    """Predicts keypoints for regions of a frame, all regions in one batch."""
+
+    def __init__(self, infer: HeatmapFn, meta: ModelMetadata, decode_method: str = "dark",
+                 flip_test: bool = False):
+        self.infer = infer
+        self.meta = meta
+        self.decode_method = decode_method
+        self.flip_test = flip_test
+        self.input_size = (meta.input_width, meta.input_height)
+        self.aspect_ratio = meta.input_width / meta.input_height
+        self._mean = np.asarray(meta.mean, np.float32) * 255.0
+        self._inv_std = 1.0 / (np.asarray(meta.std, np.float32) * 255.0)
+        perm = list(range(meta.num_joints))
+        for a, b in meta.flip_pairs:
+            perm[a], perm[b] = b, a
+        self._flip_perm = perm
+
+    def preprocess(self, image_rgb: np.ndarray, regions: Sequence[Region]):
+        """Crops as a normalised batch (N, 3, H, W) and their source->crop matrices."""
+        matrices = [crop_transform(c, s, self.input_size, r) for c, s, r in regions]
+        crops = np.stack([warp_crop(image_rgb, m, self.input_size) for m in matrices])
+        batch = (crops.astype(np.float32) - self._mean) * self._inv_std
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), matrices
+
+    def heatmaps(self, batch: np.ndarray) -> np.ndarray:
+        heatmaps = np.asarray(self.infer(batch), dtype=np.float32)
+        if self.flip_test:
+            flipped = np.asarray(self.infer(np.ascontiguousarray(batch[..., ::-1])), dtype=np.float32)
+            heatmaps = 0.5 * (heatmaps + flip_heatmaps(flipped, self._flip_perm))
+        return heatmaps
+
+    def predict_regions(self, image_rgb: np.ndarray, regions: Sequence[Region]):
+        """Keypoints (N, K, 2) in source pixels and confidences (N, K) in [0, 1]."""
+        if not regions:
+            k = self.meta.num_joints
+            return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
+        batch, matrices = self.preprocess(image_rgb, regions)
+        coords, confidence = decode(self.heatmaps(batch), self.decode_method)
+        points = from_heatmap_coords(coords, self.meta.heatmap_stride)
+        keypoints = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(points, matrices)])
+        return keypoints, np.clip(confidence, 0.0, 1.0)
+
+    def region_from_keypoints(self, keypoints: np.ndarray, confidence: np.ndarray,
+                              min_confidence: float = 0.2) -> Region | None:
+        """The crop around confident keypoints, or None when fewer than 3 are confident."""
+        confident = confidence >= min_confidence
+        if confident.sum() < 3:
+            return None
+        center, size = box_to_center_size(keypoints_to_box(keypoints, confident), self.aspect_ratio)
+        return center, size, 0.0
+
+    def estimate_single(self, image_rgb: np.ndarray, passes: int = 2, min_confidence: float = 0.2):
+        """One person: whole frame first, then ``passes - 1`` refinements on a crop
+        around the previous pass's confident keypoints."""
+        region = whole_frame_region(image_rgb.shape, self.aspect_ratio)
+        keypoints, confidence = self.predict_regions(image_rgb, [region])
+        for _ in range(passes - 1):
+            region = self.region_from_keypoints(keypoints[0], confidence[0], min_confidence)
+            if region is None:
+                break
+            keypoints, confidence = self.predict_regions(image_rgb, [region])
+        return keypoints[0], confidence[0]

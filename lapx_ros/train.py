@@ -1,0 +1,245 @@
+"""lapx-train: train LAPX on LSP/LSPET (MPII 16-joint layout) on the CPU, resumably.
+
+The run directory holds ``last.pt`` (resumable state, rewritten every few minutes and at
+each epoch), ``best.pt`` (best validation PCKh), ``log.csv`` and ``curves.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lapx_ros.checkpoint import load_checkpoint, save_atomic
+from lapx_ros.data.dataset import PoseDataset
+from lapx_ros.data.lsp import load_lsp_records, parse_range
+from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
+from lapx_ros.evaluation import evaluate_lsp, torch_heatmap_fn
+from lapx_ros.layouts import MPII_16
+from lapx_ros.metadata import ModelMetadata
+from lapx_ros.model import LapxConfig, LapxNet
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'128' or '192x256' (width x height) -> (width, height)."""
+    parts = [int(v) for v in text.lower().split("x")]
+    w, h = (parts[0], parts[0]) if len(parts) == 1 else parts
+    if w % 16 or h % 16 or w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("input size must be a positive multiple of 16")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lapx-train", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--lsp-images", required=True, help="folder of imNNNNN.jpg")
+    p.add_argument("--lsp-joints", required=True, help="joints.mat")
+    p.add_argument("--train-range", default="1-9000")
+    p.add_argument("--val-range", default="9001-9500")
+    p.add_argument("--val-limit", type=int, default=0, help="score only the first N validation images (0: all)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--input-size", type=parse_size, default=(128, 128), help="W or WxH")
+    p.add_argument("--stages", type=int, default=3)
+    p.add_argument("--channels", type=int, default=208)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--min-lr-ratio", type=float, default=0.05,
+                   help="cosine floor as a fraction of --lr (never decays to zero)")
+    p.add_argument("--step-epochs", default="40,55", help="epochs where the step schedule divides lr by 10")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--sigma", type=float, default=1.5, help="heatmap Gaussian sigma in heatmap pixels")
+    p.add_argument("--whole-image-prob", type=float, default=0.2)
+    p.add_argument("--rotation", type=float, default=30.0, help="rotation sigma in degrees")
+    p.add_argument("--nonlocal-freeze-epochs", type=float, default=2.0,
+                   help="non-local blocks stay off (gamma 0, frozen) for this long")
+    p.add_argument("--nonlocal-ramp-epochs", type=float, default=3.0,
+                   help="then gamma grows linearly to --nonlocal-gamma, after which it is learnt")
+    p.add_argument("--nonlocal-gamma", type=float, default=0.2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop (with a checkpoint) after this much training time in this call (0: no limit)")
+    p.add_argument("--decode", choices=("argmax", "quarter", "dark"), default="dark")
+    return p
+
+
+class LrSchedule:
+    """Learning rate as a function of fractional epoch, so a resumed run continues exactly."""
+
+    def __init__(self, args):
+        self.base, self.kind, self.epochs = args.lr, args.schedule, args.epochs
+        self.warmup, self.floor = args.warmup_epochs, args.min_lr_ratio
+        self.steps = [int(v) for v in str(args.step_epochs).split(",") if v]
+
+    def __call__(self, epoch: float) -> float:
+        if epoch < self.warmup:
+            return self.base * max(epoch / self.warmup, 0.01)
+        if self.kind == "step":
+            return self.base * 0.1 ** sum(epoch >= s for s in self.steps)
+        progress = min((epoch - self.warmup) / max(self.epochs - self.warmup, 1e-9), 1.0)
+        return self.base * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class NonLocalSchedule:
+    """LAPX's stabilising recipe: non-local blocks frozen at 0, then gamma ramped to a target."""
+
+    def __init__(self, model: LapxNet, freeze: float, ramp: float, target: float):
+        self.blocks = model.nonlocal_blocks()
+        self.freeze, self.ramp, self.target = freeze, ramp, target
+
+    def apply(self, epoch: float) -> None:
+        learnt = epoch >= self.freeze + self.ramp
+        for block in self.blocks:
+            for p in block.parameters():
+                p.requires_grad_(epoch >= self.freeze)
+            block.gamma.requires_grad_(learnt)
+            if not learnt:
+                fraction = min(max((epoch - self.freeze) / self.ramp, 0.0), 1.0) if self.ramp > 0 else 1.0
+                with torch.no_grad():
+                    block.gamma.fill_(self.target * fraction if epoch >= self.freeze else 0.0)
+
+
+def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Visibility-weighted MSE summed over every stage (intermediate supervision)."""
+    w = weights[:, :, None, None]
+    return sum(((out - targets) ** 2 * w).mean() for out in outputs)
+
+
+def metadata_for(args, config: LapxConfig) -> ModelMetadata:
+    w, h = args.input_size
+    return ModelMetadata.for_layout(MPII_16, input_height=h, input_width=w,
+                                    extra={"model_config": config.to_dict()})
+
+
+def write_curves(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o")
+    ax1.set(xlabel="epoch", ylabel="training loss (all stages)", yscale="log")
+    ax2.plot(epochs, [r["val_pckh"] for r in rows], marker="o", label="PCKh@0.5")
+    ax2.plot(epochs, [r["val_pck_torso"] for r in rows], marker="s", label="PCK@0.2 torso")
+    ax2.set(xlabel="epoch", ylabel="validation accuracy")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = LapxConfig(num_joints=MPII_16.num_joints, num_stages=args.stages, channels=args.channels,
+                        nonlocal_stages=tuple(s for s in (1, 3) if s <= args.stages))
+    meta = metadata_for(args, config)
+    model = LapxNet(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    epoch, batch_index, best, history = 0, 0, -1.0, []
+    if args.resume:
+        state = load_checkpoint(out / "last.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, batch_index = state["epoch"], state["batch_index"]
+        best, history = state["best_pckh"], state["history"]
+        print(f"resumed {out / 'last.pt'} at epoch {epoch}, batch {batch_index}", file=sys.stderr)
+    else:
+        (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
+    model = model.to(memory_format=torch.channels_last)
+
+    augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob)
+    transform = TopDownTransform(MPII_16, args.input_size, meta.heatmap_stride, args.sigma, augment)
+    train_set = PoseDataset(load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.train_range)),
+                            transform, meta.mean, meta.std, seed=args.seed)
+    val_records = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
+    if args.val_limit:
+        val_records = val_records[: args.val_limit]
+
+    schedule = LrSchedule(args)
+    nonlocal_schedule = NonLocalSchedule(model, args.nonlocal_freeze_epochs,
+                                         args.nonlocal_ramp_epochs, args.nonlocal_gamma)
+    batches_per_epoch = len(train_set) // args.batch_size
+    started = time.monotonic()
+    last_save = started
+
+    def save(path: Path) -> None:
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "model_config": config.to_dict(), "metadata": meta.to_json(),
+                     "epoch": epoch, "batch_index": batch_index, "best_pckh": best,
+                     "history": history, "args": json.dumps(vars(args), default=str)}, path)
+
+    while epoch < args.epochs:
+        train_set.set_epoch(epoch)
+        order = np.random.default_rng((args.seed, epoch)).permutation(len(train_set))
+        model.train()
+        losses = []
+        bar = tqdm(range(batch_index, batches_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
+                   mininterval=30, file=sys.stderr)
+        for batch_index in bar:
+            progress = epoch + batch_index / batches_per_epoch
+            for group in optimizer.param_groups:
+                group["lr"] = schedule(progress)
+            nonlocal_schedule.apply(progress)
+            items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
+            x, targets, weights = (torch.stack(t) for t in zip(*items))
+            loss = heatmap_loss(model(x.contiguous(memory_format=torch.channels_last)), targets, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+            now = time.monotonic()
+            if now - last_save > args.checkpoint_minutes * 60:
+                batch_index += 1
+                save(out / "last.pt")
+                batch_index -= 1
+                last_save = now
+            if args.max_minutes and now - started > args.max_minutes * 60:
+                batch_index += 1
+                save(out / "last.pt")
+                print(f"stopped after {args.max_minutes} minutes at epoch {epoch}, batch {batch_index}",
+                      file=sys.stderr)
+                return 0
+        model.eval()
+        t0 = time.monotonic()
+        result = evaluate_lsp(torch_heatmap_fn(model), meta, val_records, decode_method=args.decode)
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+               "lr": optimizer.param_groups[0]["lr"], "val_pckh": result["pckh"],
+               "val_pck_torso": result["pck_torso"], "eval_seconds": round(time.monotonic() - t0, 1),
+               "minutes": round((time.monotonic() - started) / 60, 2)}
+        history.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        epoch, batch_index = epoch + 1, 0
+        if result["pckh"] > best:
+            best = result["pckh"]
+            save(out / "best.pt")
+        save(out / "last.pt")
+        last_save = time.monotonic()
+        with open(out / "log.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        write_curves(history, out / "curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -133,7 +133,9 @@ def main(argv=None) -> int:
     python = sys.executable
     node_cmd = [python, "-m", "lapx_ros.ros.node", "--ros-args", "--params-file", str(find_config()),
                 "-r", f"__ns:={NAMESPACE}", "-p", f"model_path:={model}", "-p", f"mode:={args.mode}",
-                "-p", f"backend:={args.backend}"]
+                "-p", f"backend:={args.backend}",
+                # vtest.avi's pedestrians (60-110 px) are smaller than HOG's 128 px window
+                "-p", "detector_scale:=1.5"]
     replay_cmd = [python, "-m", "lapx_ros.ros.replay", source, "--topic", f"{NAMESPACE}/camera/image_raw",
                   "--rate", str(args.rate), "--count", str(args.frames), "--wait-subscribers", "1",
                   "--quiet"]

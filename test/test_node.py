@@ -236,3 +236,32 @@ def test_replay_feeds_the_node(ros_process, model, namespace, tmp_path):
         got = client.wait(lambda: len(client.poses) >= 3 and client.poses, 10)
         assert got and [(m.image_width, m.image_height) for m in got[:3]] == \
             [(f.shape[1], f.shape[0]) for f in frames]
+
+
+def test_autostart_false_waits_for_a_lifecycle_manager(ros_process, model, namespace):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    node = ros_process(*node_command(namespace, model, "autostart:=false", *OPEN_THRESHOLDS))
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as client:
+        assert client.wait_diagnostics(lambda v: v["message"] == "inactive")
+        change = client.node.create_client(ChangeState, f"{namespace}/lapx_pose/change_state")
+        assert change.wait_for_service(timeout_sec=10.0)
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            future = change.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            assert client.wait(lambda: future.done(), 15) and future.result().success
+        client.wait_for_node()
+        assert client.wait_pose(client.publish_image(frame)) is not None
+    node.wait_for(READY, timeout=5)
+
+
+def test_qos_mismatch_is_reported_with_the_fix(ros_process, model, namespace):
+    from rclpy.qos import qos_profile_sensor_data
+
+    node = ros_process(*node_command(namespace, model, "qos_reliability:=reliable"), ready=READY)
+    with PoseClient(namespace) as client:
+        best_effort = client.node.create_publisher(Image, f"{namespace}/camera/image_raw",
+                                                   qos_profile_sensor_data)
+        node.wait_for(r"incompatible.*qos_reliability: best_effort", timeout=15)
+        client.node.destroy_publisher(best_effort)

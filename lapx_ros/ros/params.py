@@ -46,7 +46,7 @@ class NodeConfig:
     keypoint_threshold: float = 0.2
     person_threshold: float = 0.3
     box_padding: float = 1.25
-    decode: str = "quarter"
+    decode: str = "dark"
     track_match_threshold: float = 0.3
     track_max_missed: int = 15
     smoothing: bool = False

@@ -30,6 +30,8 @@ MODES = ("single", "boxes", "detector")
 MIN_BOX_SIDE = 4.0
 # Two person boxes overlapping more than this are taken to be the same person.
 DUPLICATE_IOU = 0.5
+# Fewer confident joints than this say too little about where the person is to crop.
+MIN_SEEN_JOINTS = 3
 
 
 @dataclass
@@ -52,7 +54,7 @@ class PipelineConfig:
     keypoint_threshold: float = 0.2  # a joint below it counts as not seen
     person_threshold: float = 0.3  # mean confidence below it: nobody there (re-search)
     box_padding: float = 1.25  # context around a person box
-    decode: str = "quarter"
+    decode: str = "dark"
     detector_interval: int = 5  # frames between detector runs
     track_match_threshold: float = 0.3
     track_max_missed: int = 15
@@ -92,7 +94,7 @@ class PoseEstimator:
     def region(self, box, padding: float):
         return box_to_center_size(box, self.batcher.aspect_ratio, padding)
 
-    def __call__(self, frame_bgr: np.ndarray, boxes, padding, decode: str = "quarter") -> list[Pose]:
+    def __call__(self, frame_bgr: np.ndarray, boxes, padding, decode: str = "dark") -> list[Pose]:
         """One pose per box (all crops in one batch); raises InferenceError on bad output.
 
         ``padding`` is one factor for all boxes or one per box.
@@ -150,7 +152,8 @@ class PosePipeline:
             poses = self._multi(frame_bgr, boxes, box_scores)
         poses = [p for p in poses if p.score >= cfg.person_threshold]
         for p in poses:
-            p.box = self._seen_box(p)
+            seen_box = self._seen_box(p)
+            p.box = p.box if seen_box is None else seen_box
         poses = self._suppress_duplicates(poses)[:cfg.max_people]
         ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
                                   [p.confidences for p in poses])
@@ -173,9 +176,12 @@ class PosePipeline:
         self.tracker.keypoint_threshold = cfg.keypoint_threshold
         self.smoother.params = cfg.smoothing_params
 
-    def _seen_box(self, pose: Pose) -> np.ndarray:
-        box = keypoints_to_box(pose.keypoints, pose.confidences >= self.config.keypoint_threshold)
-        return pose.box if box is None else np.asarray(box, np.float64)
+    def _seen_box(self, pose: Pose):
+        """Box around the confident joints, or None when there are too few of them."""
+        seen = pose.confidences >= self.config.keypoint_threshold
+        if seen.sum() < MIN_SEEN_JOINTS:
+            return None
+        return np.asarray(keypoints_to_box(pose.keypoints, seen), np.float64)
 
     def _estimate(self, frame, boxes, padding):
         return self.estimator(frame, boxes, padding, self.config.decode)
@@ -192,11 +198,14 @@ class PosePipeline:
         return self._search_whole_frame(frame)
 
     def _search_whole_frame(self, frame):
+        """Two passes, as offline evaluation does: the whole frame, then a crop around
+        the joints it found."""
         h, w = frame.shape[:2]
         first = self._estimate(frame, [(0.0, 0.0, float(w), float(h))], 1.0)
-        if not first or first[0].score < self.config.person_threshold:
+        box = self._seen_box(first[0])
+        if box is None:
             return first
-        return self._estimate(frame, [self._seen_box(first[0])], self.config.box_padding)
+        return self._estimate(frame, [box], self.config.box_padding)
 
     def _multi(self, frame, boxes, box_scores):
         cfg = self.config

@@ -265,3 +265,14 @@ def test_qos_mismatch_is_reported_with_the_fix(ros_process, model, namespace):
                                                    qos_profile_sensor_data)
         node.wait_for(r"incompatible.*qos_reliability: best_effort", timeout=15)
         client.node.destroy_publisher(best_effort)
+
+
+def test_invalid_start_parameters_fall_back_to_defaults(ros_process, model, namespace):
+    node = ros_process(*node_command(namespace, model, "threads:=0", "backend:=tensorrt",
+                                     "marker_depth:=deep", "keypoint_threshold:=7.0"), ready=READY)
+    text = node.output
+    for name in ("threads", "backend", "marker_depth", "keypoint_threshold"):
+        assert f"parameter refused: {name}" in text, text
+    with PoseClient(namespace) as client:
+        values = set_parameters(client, namespace, keypoint_threshold=0.5)
+        assert values[0].successful

@@ -87,6 +87,7 @@ def test_frame_gate():
     assert "backwards" in gate.check(9.1, 10.0, 1.0)[0]
     assert gate.check(9.2, 10.0, 1.0) == (None, True)  # a restarted clock
     assert gate.check(9.3, 10.0, 1.0) == (None, False)
+    assert gate.check(15.0, 20.0, 1.0, max_gap=2.0) == (None, True)  # camera was off
 
 
 def test_box_buffer_matches_by_stamp_and_counts_unmatched():

@@ -112,7 +112,7 @@ class PoseNode(LifecycleNode):
                 writable.read_only = False
                 value = self.declare_parameter(spec.name, spec.default, writable).value
                 reason = params.check(spec.name, value)
-                self.undeclare_parameter(spec.name)
+                self.undeclare_parameter(spec.name)  # redeclared below, read-only if it must be
             except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
                 reason, value = f"{spec.name}: {exc}", spec.default
             if reason:
@@ -306,11 +306,11 @@ class PoseNode(LifecycleNode):
         if not frame_id:
             return self._drop("frame_id", "empty frame_id (set the frame_id parameter to name "
                                           "the camera frame)")
-        reason, clock_reset = self.gate.check(stamp, self._now(), cfg.max_stamp_future)
+        reason, restarted = self.gate.check(stamp, self._now(), cfg.max_stamp_future, cfg.stale_timeout)
         if reason:
             return self._drop("stamp", reason)
-        if clock_reset:
-            self.get_logger().info("stamps restarted (camera or bag restart): tracking reset")
+        if restarted:
+            self.get_logger().info("input restarted (stamps jumped back or a long gap): tracking reset")
             self.pipeline.reset()
             self.box_buffer.clear()
         try:

@@ -15,7 +15,8 @@ class FrameGate:
 
     A burst of ``reset_after`` backwards frames in a row is taken as a clock reset
     (camera or bag restarted) and accepted; ``reset`` is then True for that frame so
-    that the caller can forget its tracks.
+    that the caller can forget its tracks. So is it after a gap longer than
+    ``max_gap`` seconds (the camera stopped: old tracks mean nothing any more).
     """
 
     def __init__(self, reset_after: int = 5):
@@ -23,10 +24,13 @@ class FrameGate:
         self._last = None
         self._backwards = 0
 
-    def check(self, stamp: float, now: float, max_future: float):
+    def check(self, stamp: float, now: float, max_future: float, max_gap: float = float("inf")):
         """(reason or None, reset) for a frame stamped ``stamp`` seen at ``now``."""
         if max_future > 0 and stamp - now > max_future:
             return f"stamp {stamp - now:.3f} s in the future (clocks out of sync?)", False
+        if self._last is not None and stamp - self._last > max_gap:
+            self._last, self._backwards = stamp, 0
+            return None, True
         if self._last is not None and stamp <= self._last:
             self._backwards += 1
             if self._backwards < self.reset_after:

@@ -13,6 +13,9 @@ import numpy as np
 
 # HOG's window is 64x128 pixels: people smaller than about 128 px need upscaling.
 HOG_WINDOW_HEIGHT = 128
+# Scale step between pyramid levels: 1.1 halves the cost of OpenCV's 1.05 and still
+# finds people of every size in between.
+PYRAMID_STEP = 1.1
 
 
 class HogPersonDetector:
@@ -34,8 +37,8 @@ class HogPersonDetector:
                                interpolation=cv2.INTER_LINEAR)
         if min(image.shape[:2]) < HOG_WINDOW_HEIGHT:
             return np.zeros((0, 4)), np.zeros(0)
-        rects, weights = self._hog.detectMultiScale(image, winStride=(8, 8),
-                                                    padding=(8, 8), scale=1.05)
+        rects, weights = self._hog.detectMultiScale(image, winStride=(8, 8), padding=(0, 0),
+                                                    scale=PYRAMID_STEP)
         if len(rects) == 0:
             return np.zeros((0, 4)), np.zeros(0)
         weights = np.asarray(weights, np.float64).reshape(-1)

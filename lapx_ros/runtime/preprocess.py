@@ -20,8 +20,8 @@ class CropBatcher:
         std = np.asarray(metadata.std, np.float32)
         mean = np.asarray(metadata.mean, np.float32)
         # (px / 255 - mean) / std == px * scale - shift, per RGB channel.
-        self._scale = (1.0 / (255.0 * std)).reshape(1, 3, 1, 1)
-        self._shift = (mean / std).reshape(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = mean / std
 
     @property
     def aspect_ratio(self) -> float:
@@ -40,7 +40,11 @@ class CropBatcher:
             matrices[i] = crop_transform(center, size, self.size)
             cv2.warpAffine(frame_bgr, matrices[i], self.size, dst=crops[i],
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        batch = crops[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
-        batch *= self._scale
-        batch -= self._shift
+        # Channel by channel straight into the NCHW batch: several times faster than a
+        # transpose of the whole array followed by broadcasting.
+        batch = np.empty((len(regions), 3, h, w), np.float32)
+        for i in range(len(regions)):
+            for c in range(3):  # RGB from BGR
+                np.multiply(crops[i, :, :, 2 - c], self._scale[c], out=batch[i, c], casting="unsafe")
+                batch[i, c] -= self._shift[c]
         return batch, matrices

@@ -58,6 +58,8 @@ def test_yaml_sets_only_declared_parameters_with_valid_values():
     values = data[key]["ros__parameters"]
     for name, value in values.items():
         assert params.check(name, value) is None, (name, value)
+        # ROS refuses an integer for a double parameter: the YAML must write 2.0, not 2.
+        assert type(value) is params.SPECS[name].type, (name, value)
     assert set(values) == set(params.SPECS), "config/lapx.yaml should list every parameter"
 
 
@@ -91,6 +93,7 @@ def test_launch_file_sets_declared_parameters_with_their_types():
         assert name in params.SPECS, name
         if isinstance(value, ast.Constant):
             assert params.check(name, value.value) is None, name
+            assert type(value.value) is params.SPECS[name].type, name
             continue
         # A launch argument is a string at launch time; ParameterValue's value_type
         # must convert it to the parameter's declared type.

@@ -10,7 +10,7 @@ from visualization_msgs.msg import Marker
 from lapx_ros.layouts import MPII_16
 from lapx_ros.msg import HumanPoseArray, PersonPose
 from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
-from lapx_ros.ros.messages import boxes_from_msg, pose_array_msg
+from lapx_ros.ros.messages import boxes_from_msg, pose_array_msg, sibling_topic
 from lapx_ros.runtime.estimator import Pose
 
 
@@ -93,3 +93,11 @@ def test_boxes_from_detection2d_shaped_messages():
                                       det("car", 0.99, 300, 300, 10, 10)])
     boxes, scores = boxes_from_msg(msg)
     assert boxes.tolist() == [[80.0, 60.0, 120.0, 140.0]] and scores.tolist() == [0.9]
+
+
+@pytest.mark.parametrize("topic, expected", [
+    ("camera/image_raw", "camera/camera_info"), ("/cam/left/image", "/cam/left/camera_info"),
+    ("/image_raw", "/camera_info"), ("image_raw", "camera_info"),
+])
+def test_sibling_topic(topic, expected):
+    assert sibling_topic(topic, "camera_info") == expected

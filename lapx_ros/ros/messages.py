@@ -79,6 +79,12 @@ def boxes_from_msg(msg):
     return arr, np.asarray(scores, np.float64)
 
 
+def sibling_topic(topic: str, name: str) -> str:
+    """``name`` in the same namespace as ``topic`` (camera/image_raw -> camera/camera_info)."""
+    head, sep, _ = topic.rstrip("/").rpartition("/")
+    return f"{head}{sep}{name}" if sep else name
+
+
 def stamp_seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

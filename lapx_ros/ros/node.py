@@ -28,7 +28,7 @@ from lapx_ros.ros import params
 from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr, to_image_msg
 from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
 from lapx_ros.ros.messages import (boxes_from_msg, boxes_message_type, finite_poses,
-                                   pose_array_msg, stamp_seconds)
+                                   pose_array_msg, sibling_topic, stamp_seconds)
 from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
 from lapx_ros.runtime.drawing import draw_poses
 from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path
@@ -230,9 +230,7 @@ class PoseNode(LifecycleNode):
         self._subscriptions_made.append(self.create_subscription(
             CompressedImage if compressed else Image, self._input_topic_name(),
             lambda msg: self._on_frame(msg, compressed), qos, event_callbacks=events))
-        info_topic = cfg.camera_info_topic or cfg.input_topic.rstrip("/").rsplit("/", 1)[0] + "/camera_info"
-        if "/" not in cfg.input_topic.strip("/"):
-            info_topic = cfg.camera_info_topic or "camera_info"
+        info_topic = cfg.camera_info_topic or sibling_topic(cfg.input_topic, "camera_info")
         self._subscriptions_made.append(self.create_subscription(
             CameraInfo, info_topic, self._on_camera_info, qos))
         if cfg.mode == "boxes":

@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     from lapx_ros.ros.convert import to_compressed_msg, to_image_msg
+    from lapx_ros.ros.messages import sibling_topic
 
     argv = sys.argv[1:] if argv is None else argv
     ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
@@ -135,8 +136,7 @@ def main(argv=None) -> int:
     raw_pub = node.create_publisher(Image, topic, qos) if args.transport != "compressed" else None
     jpeg_pub = (node.create_publisher(CompressedImage, topic + "/compressed", qos)
                 if args.transport != "raw" else None)
-    info_topic = topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic.strip("/") else "camera_info"
-    info_pub = node.create_publisher(CameraInfo, info_topic, qos)
+    info_pub = node.create_publisher(CameraInfo, sibling_topic(topic, "camera_info"), qos)
     image_pubs = [p for p in (raw_pub, jpeg_pub) if p is not None]
     deadline = time.monotonic() + 30.0
     while (sum(p.get_subscription_count() for p in image_pubs) < args.wait_subscribers

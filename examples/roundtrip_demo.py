@@ -1,4 +1,4 @@
-"""`make demo` for now: HumanPoseArray messages from one process to another over DDS.
+"""HumanPoseArray messages from one process to another over DDS (scripts/roundtrip.sh).
 
 Starts examples/pose_listener.py and examples/pose_talker.py as two separate
 processes, shows what each prints, and checks that everything sent arrived.

@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and scripts/demo.sh: ROS 2 settings for a run on this
+# Sourced by scripts/test.sh, scripts/demo and scripts/roundtrip.sh: ROS 2 settings for a run on this
 # machine only. Each variable can be overridden from outside.
 _lapx_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # discovery stays on loopback

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: for now the message round trip (one process publishes HumanPoseArray
-# messages, a second one prints what arrives). Becomes the node demo later.
+# The message round trip (what `make demo` ran before the node existed): one process
+# publishes sample HumanPoseArray messages, a second one prints what arrives over DDS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -114,15 +115,26 @@ class PoseClient:
         return msg.header.stamp
 
     # ------------------------------------------------------------- receiving
-    def wait_for_node(self, compressed: bool = False, timeout: float = 20.0) -> None:
-        """Until the node's input subscription and /human_pose publisher are matched."""
+    def wait_for_node(self, compressed: bool = False, timeout: float = 20.0, warm_up: bool = True) -> None:
+        """Until the node's input subscription and /human_pose publisher are matched and,
+        with ``warm_up``, a small frame has made the whole round trip (discovery of the
+        node's outputs can lag behind its input)."""
         pub = self.compressed_pub if compressed else self.image_pub
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pub.get_subscription_count() > 0 and self.node.count_publishers(f"{self.ns}/human_pose") > 0:
-                return
+                break
             time.sleep(0.05)
-        raise AssertionError(f"the node in {self.ns} did not connect within {timeout} s")
+        else:
+            raise AssertionError(f"the node in {self.ns} did not connect within {timeout} s")
+        if not warm_up:
+            return
+        grey = np.full((48, 64, 3), 128, np.uint8)
+        while time.monotonic() < deadline:
+            stamp = self.publish_compressed(grey, "png") if compressed else self.publish_image(grey)
+            if self.wait_pose(stamp, timeout=1.0) is not None:
+                return
+        raise AssertionError(f"no /human_pose from the node in {self.ns} within {timeout} s")
 
     def wait(self, predicate, timeout: float = 10.0):
         """Wait until predicate() returns something truthy; returns it or None."""

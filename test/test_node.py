@@ -83,15 +83,19 @@ def test_markers_and_annotated_image(ros_process, model, namespace):
     (frame,) = lspet_frames(1)
     with PoseClient(namespace, subscribe_image=True) as client:
         client.wait_for_node()
-        client.wait(lambda: client.node.count_subscribers(f"{namespace}/human_pose/image") > 0, 5)
-        stamp = client.publish_image(frame)
-        assert client.wait_pose(stamp) is not None
-        image = client.wait(lambda: next((m for m in client.images if m.header.stamp == stamp), None))
+        # The node draws and sends markers only once it has matched our subscriptions,
+        # which may take a few frames after its input is matched.
+        for _ in range(20):
+            stamp = client.publish_image(frame)
+            assert client.wait_pose(stamp) is not None
+            image = client.wait(lambda: next((m for m in client.images if m.header.stamp == stamp), None), 1)
+            markers = client.wait(lambda: next((m for m in client.markers
+                                                if m.markers and m.markers[0].header.stamp == stamp), None), 1)
+            if image and markers:
+                break
         assert image is not None and image.encoding == "bgr8"
         assert (image.width, image.height) == (frame.shape[1], frame.shape[0])
         assert len(image.data) == image.step * image.height
-        markers = client.wait(lambda: next((m for m in client.markers
-                                            if m.markers and m.markers[0].header.stamp == stamp), None))
         assert markers is not None
         kinds = {m.ns for m in markers.markers}
         assert kinds == {"joints", "bones", "ids"}
@@ -171,7 +175,7 @@ def test_nan_model_publishes_no_poses_and_reports_an_error(ros_process, namespac
     ros_process(*node_command(namespace, model), ready=READY)
     (frame,) = lspet_frames(1)
     with PoseClient(namespace) as client:
-        client.wait_for_node()
+        client.wait_for_node(warm_up=False)
         seen = len(client.diagnostics)
         stamp = client.publish_image(frame)
         assert client.wait_pose(stamp, timeout=3) is None

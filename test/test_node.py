@@ -280,3 +280,35 @@ def test_invalid_start_parameters_fall_back_to_defaults(ros_process, model, name
     with PoseClient(namespace) as client:
         values = set_parameters(client, namespace, keypoint_threshold=0.5)
         assert values[0].successful
+
+
+def test_camera_stop_and_resolution_change_recover(ros_process, model, namespace):
+    ros_process(*node_command(namespace, model, "stale_timeout:=0.5", "diagnostics_period:=0.2",
+                              *OPEN_THRESHOLDS), ready=READY)
+    big, small = lspet_frames(2)
+    with PoseClient(namespace) as client:
+        client.wait_for_node()
+        first = client.wait_pose(client.publish_image(big))
+        assert client.wait_diagnostics(lambda v: v["level"] == 3)  # STALE: camera stopped
+        seen = len(client.diagnostics)
+        again = client.wait_pose(client.publish_image(big))
+        assert again.people[0].id != first.people[0].id  # tracking restarted after the gap
+        assert client.wait_diagnostics(lambda v: v["level"] == 0, after=seen)
+        resized = client.wait_pose(client.publish_image(small))
+        assert (resized.image_width, resized.image_height) == (small.shape[1], small.shape[0])
+        assert resized.people[0].id != again.people[0].id  # and after the resolution change
+
+
+def test_two_nodes_in_different_namespaces_do_not_interfere(ros_process, model, namespace):
+    other = namespace + "_b"
+    ros_process(*node_command(namespace, model, *OPEN_THRESHOLDS), ready=READY)
+    ros_process(*node_command(other, model, *OPEN_THRESHOLDS), ready=READY)
+    (frame,) = lspet_frames(1)
+    with PoseClient(namespace) as a, PoseClient(other) as b:
+        a.wait_for_node()
+        b.wait_for_node()
+        stamp = a.publish_image(frame)
+        assert a.wait_pose(stamp) is not None
+        assert b.wait_pose(stamp, timeout=1.0) is None
+        assert a.wait_diagnostics(lambda v: v["input_topic"] == f"{namespace}/camera/image_raw")
+        assert b.wait_diagnostics(lambda v: v["input_topic"] == f"{other}/camera/image_raw")

@@ -64,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=300, help="frames to send (0 = all)")
     p.add_argument("--rate", type=float, default=10.0, help="frames per second sent")
     p.add_argument("--output", default="runs/demo/lapx_demo.mp4", help="annotated video")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="extra node parameter (repeatable), e.g. -p smoothing:=true")
     return p.parse_args(argv)
 
 
@@ -136,6 +138,8 @@ def main(argv=None) -> int:
                 "-p", f"backend:={args.backend}",
                 # vtest.avi's pedestrians (60-110 px) are smaller than HOG's 128 px window
                 "-p", "detector_scale:=1.5"]
+    for param in args.param:
+        node_cmd += ["-p", param]
     replay_cmd = [python, "-m", "lapx_ros.ros.replay", source, "--topic", f"{NAMESPACE}/camera/image_raw",
                   "--rate", str(args.rate), "--count", str(args.frames), "--wait-subscribers", "1",
                   "--quiet"]

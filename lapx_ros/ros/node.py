@@ -191,7 +191,8 @@ class PoseNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="lapx_pose_worker", daemon=True)
         self._worker.start()
         self.active = True
-        self.get_logger().info(f"active: {self.config.mode} mode on {self._input_topic_name()}")
+        topic = self.resolve_topic_name(self._input_topic_name())
+        self.get_logger().info(f"active: {self.config.mode} mode on {topic}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -401,7 +402,7 @@ class PoseNode(LifecycleNode):
         since = report["since_last_frame_s"]
         if since is None or since > self.config.stale_timeout:
             hint = self._publisher_hint()
-            self.throttle.warn("stale", f"no frames on {self._input_topic_name()}: {hint}")
+            self.throttle.warn("stale", f"no frames: {hint}")
             return DiagnosticStatus.STALE, f"no frames: {hint}"
         if new_invalid:
             return DiagnosticStatus.WARN, f"dropped {new_invalid} bad frame(s)"

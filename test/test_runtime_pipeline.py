@@ -12,6 +12,7 @@ from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.runtime.estimator import (PipelineConfig, PoseEstimator, PosePipeline,
                                         sanitize_boxes)
 from lapx_ros.runtime.preprocess import CropBatcher
+from lapx_ros.runtime.smoothing import OneEuroParams
 
 META = ModelMetadata.for_layout(MPII_16, 128, 96)
 
@@ -210,3 +211,12 @@ def test_duplicate_boxes_give_one_person():
     frame = frame_with_person(200, 120)
     boxes = np.array([[160, 50, 240, 190], [162, 52, 242, 192]])
     assert len(pipe.process(frame, 0.0, boxes, None)) == 1
+
+
+def test_smoothing_parameters_change_for_people_already_tracked():
+    _, pipe = pipeline(smoothing=True)
+    pipe.process(frame_with_person(190, 120), 0.0)
+    pipe.config = PipelineConfig(person_threshold=0.01, smoothing=True,
+                                 smoothing_params=OneEuroParams(min_cutoff=1000.0, beta=0.0))
+    moved = pipe.process(frame_with_person(200, 120), 0.033)[0].keypoints[:, 0] - FIGURE[:, 0]
+    assert np.median(moved) > 199  # a very high cut-off: no lag any more

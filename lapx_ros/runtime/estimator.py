@@ -174,7 +174,8 @@ class PosePipeline:
         self.tracker.match_threshold = cfg.track_match_threshold
         self.tracker.max_missed = cfg.track_max_missed
         self.tracker.keypoint_threshold = cfg.keypoint_threshold
-        self.smoother.params = cfg.smoothing_params
+        p = cfg.smoothing_params  # copied into the smoother's shared params: live filters follow
+        self.smoother.set_params(p.min_cutoff, p.beta, p.d_cutoff)
 
     def _seen_box(self, pose: Pose):
         """Box around the confident joints, or None when there are too few of them."""

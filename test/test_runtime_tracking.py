@@ -120,4 +120,7 @@ def test_stats_report_rates_and_reasons():
     assert report["frames_received"] == 3 and report["dropped_stale"] == 1
     assert report["dropped_invalid"] == 1 and report["people"] == 2
     assert report["latency_ms_p50"] == pytest.approx(20.0)
-    assert list(report["invalid_reasons"]) == ["unsupported encoding '16UC1';"]
+    assert report["invalid_reasons"] == {"unsupported encoding": 1}
+    for i in range(100):
+        stats.invalid(f"word{i} and more")
+    assert len(stats.report()["invalid_reasons"]) <= 17

@@ -48,7 +48,7 @@ class ImageConversionError(ValueError):
 def _explain_unsupported(encoding: str) -> str:
     e = encoding.lower()
     if any(tag in e for tag in ("16", "32", "64", "float")):
-        return (f"encoding {encoding!r} is a 16-bit/float (depth?) image; the pose input "
+        return (f"16-bit/float encoding {encoding!r} (a depth image?); the pose input "
                 f"needs 8-bit colour or mono: {', '.join(SUPPORTED_ENCODINGS)}")
     return f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
 
@@ -96,7 +96,7 @@ def compressed_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (JPEG or PNG) into a BGR array."""
     fmt = str(msg.format).lower()
     if "compresseddepth" in fmt:
-        raise ImageConversionError(f"format {msg.format!r} is a compressed depth image; "
+        raise ImageConversionError(f"compressed depth image (format {msg.format!r}); "
                                    "the pose input needs a colour image")
     if fmt and not any(name in fmt for name in ("jpeg", "jpg", "png")):
         raise ImageConversionError(f"unsupported compressed format {msg.format!r}; "

@@ -3,11 +3,16 @@ frames by stamp, and the counters behind the node's diagnostics. No ROS here."""
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+
+# Distinct drop reasons kept in the diagnostics table.
+MAX_REASONS = 16
 
 
 class FrameGate:
@@ -142,8 +147,12 @@ class PipelineStats:
     def invalid(self, reason: str) -> None:
         with self.lock:
             self.total_invalid += 1
-            # Group by the reason's first words, not by its changing numbers.
-            self.invalid_reasons[" ".join(reason.split()[:3])] += 1
+            # Group by the reason's first two words without numbers, and keep the table
+            # small whatever a sender puts in its messages.
+            kind = re.sub(r"\d[\d.]*", "N", " ".join(reason.split()[:2]))
+            if kind not in self.invalid_reasons and len(self.invalid_reasons) >= MAX_REASONS:
+                kind = "other"
+            self.invalid_reasons[kind] += 1
 
     def invalid_boxes(self, count: int) -> None:
         with self.lock:

@@ -384,6 +384,9 @@ class PoseNode(LifecycleNode):
             "dropped_boxes": self.stats.total_boxes_invalid,
             "unmatched_box_messages": self.box_buffer.unmatched,
         }
+        detector = self.pipeline.detector if self.pipeline is not None else None
+        if detector is not None:
+            values["detector_error"] = detector.last_error
         values.update({f"dropped: {k}": n for k, n in report["invalid_reasons"].items()})
         status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
         out = DiagnosticArray(status=[status])

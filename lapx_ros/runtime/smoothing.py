@@ -32,9 +32,6 @@ class OneEuroFilter:
         self._dx = None
         self._t = None
 
-    def reset(self) -> None:
-        self._x = self._dx = self._t = None
-
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         x = np.asarray(x, np.float64)
         if self._x is None or self._x.shape != x.shape or t <= self._t:

@@ -101,3 +101,18 @@ def test_boxes_from_detection2d_shaped_messages():
 ])
 def test_sibling_topic(topic, expected):
     assert sibling_topic(topic, "camera_info") == expected
+
+
+def test_warnings_are_rate_limited_per_kind_with_a_count():
+    import time
+
+    from lapx_ros.ros.node import WarningThrottle
+
+    said = []
+    throttle = WarningThrottle(SimpleNamespace(warning=said.append), period=0.2)
+    for _ in range(5):
+        throttle.warn("image", "bad frame")
+    throttle.warn("stamp", "old stamp")
+    time.sleep(0.25)
+    throttle.warn("image", "bad frame")
+    assert said == ["bad frame", "old stamp", "bad frame (and 4 more since last report)"]

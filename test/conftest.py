@@ -9,6 +9,7 @@ Fixtures:
   ros_process   start a ROS Python script in a subprocess (see ros_helpers.py);
                 stopped when the test ends
   unique_topic  a topic name no other test uses
+  lspet_dir     the shared LSPET data (skipped with the reason when absent)
 """
 from __future__ import annotations
 
@@ -53,6 +54,18 @@ def ros_process():
     yield start
     for proc in reversed(started):
         proc.stop()
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def lspet_dir() -> Path:
+    """The LSPET data beside the repository (shared/data/lspet); skips, saying so, when absent."""
+    path = SHARED_DATA / "lspet"
+    if not (path / "joints.mat").is_file() or not (path / "images").is_dir():
+        pytest.skip(f"LSPET data missing: expected images/ and joints.mat in {path}")
+    return path
 
 
 @pytest.fixture

@@ -1,0 +1,113 @@
+"""Training, checkpoints, export and the CLIs on real LSPET images (tiny network, CPU)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lapx_ros import eval as eval_cli
+from lapx_ros import export as export_cli
+from lapx_ros import info as info_cli
+from lapx_ros import train as train_cli
+from lapx_ros.checkpoint import load_checkpoint, load_model
+from lapx_ros.data.dataset import PoseDataset
+from lapx_ros.data.lsp import load_lsp_records
+from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
+from lapx_ros.export import read_onnx_metadata
+from lapx_ros.layouts import MPII_16
+from lapx_ros.metadata import ModelMetadata
+from lapx_ros.model import LapxConfig, LapxNet
+
+TINY = ["--stages", "2", "--channels", "32", "--input-size", "64", "--batch-size", "8", "--threads", "2"]
+
+
+@pytest.fixture
+def lsp(lspet_dir):
+    return ["--lsp-images", str(lspet_dir / "images"), "--lsp-joints", str(lspet_dir / "joints.mat")]
+
+
+def test_a_few_steps_on_real_crops_lower_the_loss(lspet_dir):
+    torch.manual_seed(0)
+    records = load_lsp_records(lspet_dir / "images", lspet_dir / "joints.mat", (1, 8))
+    meta = ModelMetadata.for_layout(MPII_16, 64, 64)
+    dataset = PoseDataset(records, TopDownTransform(MPII_16, (64, 64), augment=AugmentConfig(whole_image_prob=0)),
+                          meta.mean, meta.std)
+    x, targets, weights = (torch.stack(t) for t in zip(*[dataset[i] for i in range(8)]))
+    assert x.shape == (8, 3, 64, 64) and targets.shape == (8, 16, 16, 16)
+    assert weights.sum() > 0
+    model = LapxNet(LapxConfig(num_stages=2, channels=32, nonlocal_stages=(1,))).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = train_cli.heatmap_loss(model(x), targets, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_train_resume_export_eval_info_end_to_end(tmp_path, lsp, capsys):
+    out = tmp_path / "run"
+    common = lsp + TINY + ["--train-range", "1-16", "--val-range", "9001-9004", "--out", str(out),
+                           "--nonlocal-freeze-epochs", "0", "--nonlocal-ramp-epochs", "1"]
+    assert train_cli.main(common + ["--epochs", "1"]) == 0
+    for name in ("last.pt", "best.pt", "log.csv", "curves.png", "args.json"):
+        assert (out / name).is_file(), name
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+    assert train_cli.main(common + ["--epochs", "2", "--resume"]) == 0
+    state = load_checkpoint(out / "last.pt")
+    assert state["epoch"] == 2 and [r["epoch"] for r in state["history"]] == [1, 2]
+    assert (out / "log.csv").read_text().count("\n") == 3
+
+    onnx_path = tmp_path / "model.onnx"
+    assert export_cli.main([str(out / "last.pt"), str(onnx_path)] + lsp + ["--crops", "4"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[0])["verification"]
+    assert report["ok"] and report["max_abs_diff"] < 1e-3 and report["argmax_agreement"] == 1.0
+    meta = read_onnx_metadata(onnx_path)
+    assert meta.joint_names == MPII_16.joint_names and (meta.input_width, meta.input_height) == (64, 64)
+
+    results = {}
+    for model_file in (out / "last.pt", onnx_path):
+        assert eval_cli.main(["--model", str(model_file), "--range", "9001-9004", "--json"] + lsp) == 0
+        results[model_file.suffix] = json.loads(capsys.readouterr().out)
+    assert results[".pt"]["images"] == 4 and 0 <= results[".pt"]["pckh"] <= 1
+    assert abs(results[".pt"]["pckh"] - results[".onnx"]["pckh"]) <= 0.01
+
+    assert info_cli.main([str(onnx_path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    model, _ = load_model(out / "last.pt")
+    assert info["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_eval_refuses_missing_images(tmp_path, lspet_dir, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "im09001.jpg").write_bytes((lspet_dir / "images" / "im09001.jpg").read_bytes())
+    code = eval_cli.main(["--model", "unused.pt", "--lsp-images", str(images), "--lsp-joints",
+                          str(lspet_dir / "joints.mat"), "--range", "9001-9002", "--json"])
+    assert code == 2
+    assert "im09002.jpg" in capsys.readouterr().err
+
+
+def test_info_prints_default_configuration(capsys):
+    assert info_cli.main([]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert abs(info["params"] - 2.30e6) / 2.30e6 <= 0.03
+    assert 2.9 <= info["gmacs"] <= 3.5
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "model_config": {}, "payload": np.random.default_rng()}, evil)
+    with pytest.raises(ValueError, match="not a readable LAPX checkpoint"):
+        load_checkpoint(evil)
+
+
+@pytest.mark.parametrize("cli", [train_cli, eval_cli, export_cli, info_cli])
+def test_cli_help(cli, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out

@@ -26,6 +26,12 @@ def whole_frame_region(image_shape, aspect_ratio: float) -> Region:
     return center, size, 0.0
 
 
+def box_region(box, aspect_ratio: float) -> Region:
+    """The padded crop around a person box (x0, y0, x1, y1), as top-down benchmarks crop."""
+    center, size = box_to_center_size(box, aspect_ratio)
+    return center, size, 0.0
+
+
 class TopDownPredictor:
     """Predicts keypoints for regions of a frame, all regions in one batch."""
 

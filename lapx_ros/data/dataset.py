@@ -41,6 +41,7 @@ class PoseDataset(Dataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        crop, targets, weights = self.transform(self.image(index), self.records[index].joints, rng)
+        record = self.records[index]
+        crop, targets, weights = self.transform(self.image(index), record.joints, rng, record.box)
         x = normalize(crop[None], self.mean, self.std)[0]
         return torch.from_numpy(x), torch.from_numpy(targets), torch.from_numpy(weights)

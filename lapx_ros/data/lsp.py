@@ -12,10 +12,15 @@ from lapx_ros.layouts import LSP_TO_MPII, MPII_16
 
 @dataclass(frozen=True)
 class PoseRecord:
-    """One annotated person: where its image is and its joints (K, 3) = x, y, visible."""
+    """One annotated person: where its image is and its joints (K, 3) = x, y, visible.
+
+    ``box`` (x0, y0, x1, y1) is the person's labelled box where the dataset has one
+    (COCO, MPII): crops and box-based evaluation use it instead of the joints' extent.
+    """
 
     image_path: Path
     joints: np.ndarray
+    box: tuple[float, float, float, float] | None = None
 
 
 def load_lsp_joints(joints_file) -> np.ndarray:
@@ -78,3 +83,11 @@ def load_lsp_records(images_dir, joints_file, index_range: tuple[int, int]) -> l
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise FileNotFoundError(f"{len(missing)} images of range {first}-{last} missing in {images_dir}: {shown}")
     return records
+
+
+def require_images(paths, source, images_dir) -> None:
+    """Raise FileNotFoundError naming the first few of ``paths`` that do not exist."""
+    missing = sorted({Path(p).name for p in paths if not Path(p).is_file()})
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(f"{len(missing)} images of {source} missing in {images_dir}: {shown}")

@@ -56,8 +56,12 @@ class TopDownTransform:
     def aspect_ratio(self) -> float:
         return self.input_w / self.input_h
 
-    def region(self, image_shape, joints: np.ndarray, rng: np.random.Generator):
-        """Centre, size and rotation of the crop for one sample."""
+    def region(self, image_shape, joints: np.ndarray, rng: np.random.Generator, box=None):
+        """Centre, size and rotation of the crop for one sample.
+
+        Around the labelled ``box`` when there is one (a few visible joints of a COCO
+        person span far less than the person), else around the visible joints.
+        """
         aug = self.augment
         visible = joints[:, 2] > 0
         if rng.random() < aug.whole_image_prob or not visible.any():
@@ -66,8 +70,10 @@ class TopDownTransform:
         if rng.random() < aug.half_body_prob:
             part = self._upper if rng.random() < 0.5 else ~self._upper
             if (visible & part).sum() >= 3:
-                visible = visible & part
-        center, size = box_to_center_size(keypoints_to_box(joints[:, :2], visible), self.aspect_ratio)
+                visible, box = visible & part, None
+        if box is None:
+            box = keypoints_to_box(joints[:, :2], visible)
+        center, size = box_to_center_size(box, self.aspect_ratio)
         if aug.scale_sigma:
             size = size * np.clip(1 + rng.normal() * aug.scale_sigma, 1 - 1.4 * aug.scale_sigma,
                                   1 + 1.4 * aug.scale_sigma)
@@ -79,8 +85,8 @@ class TopDownTransform:
                                      2 * aug.rotation_sigma))
         return center, size, rotation
 
-    def __call__(self, image_rgb: np.ndarray, joints: np.ndarray, rng: np.random.Generator):
-        center, size, rotation = self.region(image_rgb.shape, joints, rng)
+    def __call__(self, image_rgb: np.ndarray, joints: np.ndarray, rng: np.random.Generator, box=None):
+        center, size, rotation = self.region(image_rgb.shape, joints, rng, box)
         matrix = crop_transform(center, size, (self.input_w, self.input_h), rotation)
         crop = warp_crop(image_rgb, matrix, (self.input_w, self.input_h))
         points = apply_affine(joints[:, :2], matrix)

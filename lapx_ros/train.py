@@ -1,7 +1,9 @@
 """lapx-train: train LAPX on LSP/LSPET (MPII 16-joint layout) on the CPU, resumably.
 
-The run directory holds ``last.pt`` (resumable state, rewritten every few minutes and at
-each epoch), ``best.pt`` (best validation PCKh), ``log.csv`` and ``curves.png``.
+COCO keypoints (17 joints; validation OKS AP) or MPII (16 joints; validation PCKh) can
+be the training data instead. The run directory holds ``last.pt`` (resumable state,
+rewritten every few minutes and at each epoch), ``best.pt`` (best validation PCKh, or AP
+for COCO, kept under the same checkpoint key), ``log.csv`` and ``curves.png``.
 """
 from __future__ import annotations
 
@@ -11,18 +13,22 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from lapx_ros.checkpoint import load_checkpoint, save_atomic
+from lapx_ros.data.coco import load_coco_people, load_coco_records
 from lapx_ros.data.dataset import PoseDataset
-from lapx_ros.data.lsp import load_lsp_records, parse_range
+from lapx_ros.data.lsp import PoseRecord, load_lsp_records, parse_range
+from lapx_ros.data.mpii import load_mpii_records
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
-from lapx_ros.evaluation import evaluate_lsp, torch_heatmap_fn
-from lapx_ros.layouts import MPII_16
+from lapx_ros.evaluation import evaluate_coco, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.model import LapxConfig, LapxNet
 
@@ -31,19 +37,28 @@ def parse_size(text: str) -> tuple[int, int]:
     """'128' or '192x256' (width x height) -> (width, height)."""
     parts = [int(v) for v in text.lower().split("x")]
     w, h = (parts[0], parts[0]) if len(parts) == 1 else parts
-    if w % 16 or h % 16 or w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError("input size must be a positive multiple of 16")
+    # Stride-4 stem and four 2x poolings in each hourglass: sides must divide by 64.
+    if w % 64 or h % 64 or w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("input size must be a positive multiple of 64")
     return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lapx-train", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--lsp-images", required=True, help="folder of imNNNNN.jpg")
-    p.add_argument("--lsp-joints", required=True, help="joints.mat")
+    p.add_argument("--lsp-images", help="folder of imNNNNN.jpg")
+    p.add_argument("--lsp-joints", help="joints.mat")
     p.add_argument("--train-range", default="1-9000")
     p.add_argument("--val-range", default="9001-9500")
-    p.add_argument("--val-limit", type=int, default=0, help="score only the first N validation images (0: all)")
+    p.add_argument("--val-limit", type=int, default=0,
+                   help="score only the first N validation images (MPII: people) (0: all)")
+    p.add_argument("--coco-annotations", help="instead of LSP: COCO person_keypoints_train*.json")
+    p.add_argument("--coco-images", help="folder of the COCO training images")
+    p.add_argument("--coco-val-annotations", help="COCO person_keypoints_val*.json (OKS AP on labelled boxes)")
+    p.add_argument("--coco-val-images", help="folder of the COCO validation images")
+    p.add_argument("--mpii-annotations", help="instead of LSP: MPII training people, common JSON format")
+    p.add_argument("--mpii-val-annotations", help="MPII validation people, common JSON format")
+    p.add_argument("--mpii-images", help="folder of the MPII images")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--input-size", type=parse_size, default=(128, 128), help="W or WxH")
@@ -59,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-epochs", default="40,55", help="epochs where the step schedule divides lr by 10")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--sigma", type=float, default=1.5, help="heatmap Gaussian sigma in heatmap pixels")
-    p.add_argument("--whole-image-prob", type=float, default=0.2)
+    p.add_argument("--whole-image-prob", type=float, default=None,
+                   help="default 0.2 on LSP (teaches two-pass inference); 0 on COCO/MPII, whose "
+                        "images hold several people and which are scored on person boxes")
     p.add_argument("--rotation", type=float, default=30.0, help="rotation sigma in degrees")
     p.add_argument("--nonlocal-freeze-epochs", type=float, default=2.0,
                    help="non-local blocks stay off (gamma 0, frozen) for this long")
@@ -117,10 +134,78 @@ def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: to
     return sum(((out - targets) ** 2 * w).mean() for out in outputs)
 
 
-def metadata_for(args, config: LapxConfig) -> ModelMetadata:
+# The flags each training source needs, as argparse destinations.
+SOURCE_FLAGS = {
+    "lsp": ("lsp_images", "lsp_joints"),
+    "coco": ("coco_annotations", "coco_images", "coco_val_annotations", "coco_val_images"),
+    "mpii": ("mpii_annotations", "mpii_val_annotations", "mpii_images"),
+}
+
+
+def source_name(args, parser: argparse.ArgumentParser) -> str:
+    """The one training source the flags name; a parser error when none, several or half of one."""
+    given = [name for name, flags in SOURCE_FLAGS.items() if any(getattr(args, f) for f in flags)]
+    if len(given) != 1:
+        parser.error("name one training source: --lsp-images/--lsp-joints, --coco-... or --mpii-...")
+    missing = [f"--{f.replace('_', '-')}" for f in SOURCE_FLAGS[given[0]] if not getattr(args, f)]
+    if missing:
+        parser.error(f"training on {given[0]} also needs {' '.join(missing)}")
+    return given[0]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Training records, their joint layout, and the validation that scores a heatmap
+    function: a dict of ``val_*`` figures whose first one picks ``best.pt``."""
+
+    layout: JointLayout
+    train: list[PoseRecord]
+    validate: Callable[..., dict]
+
+
+def lsp_source(args) -> DataSource:
+    train = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.train_range))
+    val = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
+    if args.val_limit:
+        val = val[: args.val_limit]
+
+    def validate(fn, meta):
+        result = evaluate_lsp(fn, meta, val, decode_method=args.decode)
+        return {"val_pckh": result["pckh"], "val_pck_torso": result["pck_torso"]}
+
+    return DataSource(MPII_16, train, validate)
+
+
+def coco_source(args) -> DataSource:
+    val = load_coco_people(args.coco_val_annotations, args.coco_val_images, limit=args.val_limit)
+
+    def validate(fn, meta):
+        result = evaluate_coco(fn, meta, val, decode_method=args.decode)
+        return {"val_ap": result["ap"], "val_ar": result["ar"]}
+
+    return DataSource(COCO_17, load_coco_records(args.coco_annotations, args.coco_images), validate)
+
+
+def mpii_source(args) -> DataSource:
+    val = load_mpii_records(args.mpii_val_annotations, args.mpii_images, args.val_limit)
+
+    def validate(fn, meta):
+        result = evaluate_mpii(fn, meta, val, decode_method=args.decode)
+        return {"val_pckh": result["pckh"], "val_pck_torso": result["pck_torso"]}
+
+    return DataSource(MPII_16, load_mpii_records(args.mpii_annotations, args.mpii_images), validate)
+
+
+SOURCES = {"lsp": lsp_source, "coco": coco_source, "mpii": mpii_source}
+
+
+def metadata_for(args, config: LapxConfig, layout: JointLayout = MPII_16) -> ModelMetadata:
     w, h = args.input_size
-    return ModelMetadata.for_layout(MPII_16, input_height=h, input_width=w,
+    return ModelMetadata.for_layout(layout, input_height=h, input_width=w,
                                     extra={"model_config": config.to_dict()})
+
+
+VAL_LABELS = {"val_pckh": "PCKh@0.5", "val_pck_torso": "PCK@0.2 torso", "val_ap": "OKS AP", "val_ar": "OKS AR"}
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
@@ -133,8 +218,9 @@ def write_curves(rows: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss (all stages)", yscale="log")
-    ax2.plot(epochs, [r["val_pckh"] for r in rows], marker="o", label="PCKh@0.5")
-    ax2.plot(epochs, [r["val_pck_torso"] for r in rows], marker="s", label="PCK@0.2 torso")
+    for (key, label), marker in zip(VAL_LABELS.items(), "os" * len(VAL_LABELS)):
+        if key in rows[0]:
+            ax2.plot(epochs, [r[key] for r in rows], marker=marker, label=label)
     ax2.set(xlabel="epoch", ylabel="validation accuracy")
     ax2.legend()
     ax2.grid(alpha=0.3)
@@ -144,13 +230,18 @@ def write_curves(rows: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    source_key = source_name(args, parser)
+    if args.whole_image_prob is None:
+        args.whole_image_prob = 0.2 if source_key == "lsp" else 0.0
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = LapxConfig(num_joints=MPII_16.num_joints, num_stages=args.stages, channels=args.channels,
+    source = SOURCES[source_key](args)
+    config = LapxConfig(num_joints=source.layout.num_joints, num_stages=args.stages, channels=args.channels,
                         nonlocal_stages=tuple(s for s in (1, 3) if s <= args.stages))
-    meta = metadata_for(args, config)
+    meta = metadata_for(args, config, source.layout)
     model = LapxNet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     epoch, batch_index, best, history = 0, 0, -1.0, []
@@ -166,12 +257,8 @@ def main(argv=None) -> int:
     model = model.to(memory_format=torch.channels_last)
 
     augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob)
-    transform = TopDownTransform(MPII_16, args.input_size, meta.heatmap_stride, args.sigma, augment)
-    train_set = PoseDataset(load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.train_range)),
-                            transform, meta.mean, meta.std, seed=args.seed)
-    val_records = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
-    if args.val_limit:
-        val_records = val_records[: args.val_limit]
+    transform = TopDownTransform(source.layout, args.input_size, meta.heatmap_stride, args.sigma, augment)
+    train_set = PoseDataset(source.train, transform, meta.mean, meta.std, seed=args.seed)
 
     schedule = LrSchedule(args)
     nonlocal_schedule = NonLocalSchedule(model, args.nonlocal_freeze_epochs,
@@ -220,16 +307,16 @@ def main(argv=None) -> int:
                 return 0
         model.eval()
         t0 = time.monotonic()
-        result = evaluate_lsp(torch_heatmap_fn(model), meta, val_records, decode_method=args.decode)
+        scores = source.validate(torch_heatmap_fn(model), meta)
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-               "lr": optimizer.param_groups[0]["lr"], "val_pckh": result["pckh"],
-               "val_pck_torso": result["pck_torso"], "eval_seconds": round(time.monotonic() - t0, 1),
+               "lr": optimizer.param_groups[0]["lr"], **scores, "eval_seconds": round(time.monotonic() - t0, 1),
                "minutes": round((time.monotonic() - started) / 60, 2)}
         history.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         epoch, batch_index = epoch + 1, 0
-        if result["pckh"] > best:
-            best = result["pckh"]
+        score = next(iter(scores.values()))
+        if score > best:
+            best = score
             save(out / "best.pt")
         save(out / "last.pt")
         last_save = time.monotonic()

@@ -60,7 +60,7 @@ def pck_torso(pred, labels, factor: float = 0.2) -> PckResult:
     return pck(pred, labels, _LSHOULDER, _RHIP, factor)
 
 
-# MPII's PCKh averages every joint but pelvis and thorax (derived, not clicked, points).
+# The usual MPII PCKh mean leaves out pelvis and thorax.
 MPII_PCKH_JOINTS = tuple(j for j in range(MPII_16.num_joints)
                          if MPII_16.joint_names[j] not in ("pelvis", "thorax"))
 

@@ -38,19 +38,21 @@ def test_auto_prefers_openvino(tiny):
     assert create_engine(tiny, "auto", 1).name == expected
 
 
+@pytest.mark.parametrize("backend", BACKENDS + ["auto"])
 @pytest.mark.parametrize("kwargs, problem", [
     (dict(with_metadata=False), "no 'lapx_ros' metadata"),
     (dict(metadata_joints=5), "output dim 1 is 16, expected 5"),
     (dict(output_rank=3), "rank 3"),
 ])
-def test_inconsistent_models_refused(tmp_path, kwargs, problem):
+def test_inconsistent_models_refused(tmp_path, kwargs, problem, backend):
     path = build_model(tmp_path / "bad.onnx", **kwargs)
     with pytest.raises(ModelError, match=problem) as info:
-        create_engine(path, "auto", 1)
+        create_engine(path, backend, 1)
     assert str(path) in str(info.value)
 
 
-def test_missing_truncated_and_foreign_files_refused(tmp_path, tiny):
+@pytest.mark.parametrize("backend", BACKENDS + ["auto"])
+def test_missing_truncated_and_foreign_files_refused(tmp_path, tiny, backend):
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(open(tiny, "rb").read()[:200])
     text = tmp_path / "notes.onnx"
@@ -60,7 +62,7 @@ def test_missing_truncated_and_foreign_files_refused(tmp_path, tiny):
     for path, problem in [(tmp_path / "missing.onnx", "does not exist"), (truncated, "not a loadable"),
                           (text, "not a loadable"), (empty, "empty")]:
         with pytest.raises(ModelError, match=problem) as info:
-            create_engine(str(path), "onnxruntime", 1)
+            create_engine(str(path), backend, 1)
         assert str(path) in str(info.value)
 
 

@@ -39,55 +39,46 @@ def openvino_available() -> bool:
 
 
 def _check_dims(path: str, what: str, shape, expected) -> None:
-    """Compare a model's declared dims with the expected ones (symbolic dims pass)."""
+    """Compare a model's declared dims with the expected ones (None = dynamic, passes)."""
     if len(shape) != len(expected):
         raise ModelError(path, f"{what} has rank {len(shape)} {list(shape)}, "
                                f"expected rank {len(expected)} (N, C, H, W)")
     for axis, (got, want) in enumerate(zip(shape, expected)):
-        if want is not None and isinstance(got, int) and got > 0 and got != want:
+        if want is not None and got is not None and got != want:
             raise ModelError(path, f"{what} dim {axis} is {got}, expected {want} "
                                    f"(shape {list(shape)})")
 
 
-def inspect_model(path: str):
-    """Validate ``path`` and return (metadata, an ONNX Runtime session factory input).
-
-    Raises ModelError for a missing, unreadable, non-ONNX or inconsistent file.
-    """
-    import onnxruntime as ort
-
+def check_file(path: str) -> None:
+    """ModelError unless ``path`` names a non-empty file."""
     if not path:
         raise ModelError(path, "no model file given")
     if not os.path.isfile(path):
         raise ModelError(path, "file does not exist")
     if os.path.getsize(path) == 0:
         raise ModelError(path, "file is empty")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4
-    try:
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several private exception types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"not a loadable ONNX model ({first_line})") from None
-    props = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
+
+
+def validate_model(path: str, metadata_json: str | None, inputs: dict, outputs: dict) -> ModelMetadata:
+    """The metadata of a loaded model, checked against its input/output shapes.
+
+    ``inputs`` / ``outputs`` map tensor names to shapes (None for dynamic dims), as each
+    backend reads them from the file.
+    """
+    if metadata_json is None:
         raise ModelError(path, f"no '{METADATA_KEY}' metadata (joint layout, input size); "
                                "export the model with lapx-export")
     try:
-        meta = ModelMetadata.from_json(props[METADATA_KEY])
+        meta = ModelMetadata.from_json(metadata_json)
     except ValueError as exc:
         raise ModelError(path, str(exc)) from None
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
     if meta.input_name not in inputs:
         raise ModelError(path, f"no input named {meta.input_name!r} (has {sorted(inputs)})")
     if meta.output_name not in outputs:
         raise ModelError(path, f"no output named {meta.output_name!r} (has {sorted(outputs)})")
     h, w, s = meta.input_height, meta.input_width, meta.heatmap_stride
-    _check_dims(path, "input", inputs[meta.input_name].shape, (None, 3, h, w))
-    _check_dims(path, "output", outputs[meta.output_name].shape,
-                (None, meta.num_joints, h // s, w // s))
+    _check_dims(path, "input", inputs[meta.input_name], (None, 3, h, w))
+    _check_dims(path, "output", outputs[meta.output_name], (None, meta.num_joints, h // s, w // s))
     return meta
 
 
@@ -144,8 +135,7 @@ class Engine(ABC):
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
 
-    def __init__(self, path: str, metadata: ModelMetadata, threads: int):
-        super().__init__(path, metadata)
+    def __init__(self, path: str, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -153,7 +143,21 @@ class OnnxRuntimeEngine(Engine):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises several private exception types
+            text = str(exc).strip()
+            raise ModelError(path, "not a loadable ONNX model "
+                                   f"({text.splitlines()[0] if text else type(exc).__name__})") from None
+
+        def shapes(tensors):
+            return {t.name: [d if isinstance(d, int) and d > 0 else None for d in t.shape]
+                    for t in tensors}
+
+        meta = validate_model(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
+                              shapes(session.get_inputs()), shapes(session.get_outputs()))
+        super().__init__(path, meta)
+        self._session = session
         self._threads = threads
         self._version = ort.__version__
 
@@ -169,15 +173,26 @@ class OnnxRuntimeEngine(Engine):
 class OpenVinoEngine(Engine):
     name = "openvino"
 
-    def __init__(self, path: str, metadata: ModelMetadata, threads: int, precision: str):
-        super().__init__(path, metadata)
+    def __init__(self, path: str, threads: int, precision: str):
         import openvino as ov
 
         core = ov.Core()
+        try:
+            model = core.read_model(path)
+        except Exception as exc:
+            raise ModelError(path, f"not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
+        key = ["framework", METADATA_KEY]  # where OpenVINO keeps ONNX metadata_props
+        meta_json = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
+
+        def shapes(ports):
+            return {name: [d.get_length() if d.is_static else None for d in p.get_partial_shape()]
+                    for p in ports for name in p.get_names()}
+
+        meta = validate_model(path, meta_json, shapes(model.inputs), shapes(model.outputs))
+        super().__init__(path, meta)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
-        model = core.read_model(path)
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
         self._precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
@@ -198,26 +213,32 @@ def create_engine(path: str, backend: str = "auto", threads: int = 2,
     """Load and validate ``path`` on the requested backend.
 
     ``auto`` takes OpenVINO when it is installed and falls back to ONNX Runtime (with a
-    message through ``log``) when OpenVINO cannot compile the model.
+    message through ``log``) when OpenVINO cannot run the model. A file that is wrong
+    in itself (metadata, shapes) is refused whatever the backend.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    meta = inspect_model(path)
+    check_file(path)
     if backend == "openvino" and not openvino_available():
         raise ModelError(path, "backend 'openvino' requested but openvino is not installed")
     if backend in ("auto", "openvino") and openvino_available():
         try:
-            engine = OpenVinoEngine(path, meta, threads, precision)
+            engine = OpenVinoEngine(path, threads, precision)
             engine.check()
             return engine
-        except Exception as exc:
+        except ModelError as exc:
+            if backend == "openvino" or not exc.problem.startswith("not a loadable"):
+                raise
+            reason = exc.problem
+        except Exception as exc:  # OpenVINO could not compile or run it
             if backend == "openvino":
                 raise ModelError(path, f"openvino cannot run it: {exc}") from None
-            if log:
-                log(f"openvino failed on {path!r} ({exc}); using onnxruntime")
-    engine = OnnxRuntimeEngine(path, meta, threads)
+            reason = str(exc)
+        if log:
+            log(f"openvino cannot use {path!r} ({reason}); trying onnxruntime")
+    engine = OnnxRuntimeEngine(path, threads)
     engine.check()
     return engine
 

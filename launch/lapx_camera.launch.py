@@ -18,7 +18,6 @@ FORWARDED = ("namespace", "input_transport", "model_path", "backend", "mode")
 
 
 def generate_launch_description():
-    driver = LaunchConfiguration("camera_driver")
     device = LaunchConfiguration("video_device")
     remaps = [("image_raw", "camera/image_raw"), ("camera_info", "camera/camera_info"),
               ("image_raw/compressed", "camera/image_raw/compressed")]

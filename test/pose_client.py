@@ -16,12 +16,12 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from lapx_ros.msg import HumanPoseArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from lapx_ros.msg import HumanPoseArray
 from lapx_ros.ros.convert import to_compressed_msg, to_image_msg
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lapx_ros.ros.convert import (OUTPUT_ENCODINGS, ImageConversionError, compress_bgr,
-                                  compressed_to_bgr, encode_bgr, image_to_bgr)
+from lapx_ros.ros.convert import (
+    OUTPUT_ENCODINGS,
+    ImageConversionError,
+    compress_bgr,
+    compressed_to_bgr,
+    encode_bgr,
+    image_to_bgr,
+)
 
 
 def image_msg(frame_bgr, as_encoding, **overrides):

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from lapx_ros.msg import HumanPoseArray, PersonPose
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from lapx_ros.layouts import MPII_16
-from lapx_ros.msg import HumanPoseArray, PersonPose
 from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
 from lapx_ros.ros.messages import boxes_from_msg, pose_array_msg, sibling_topic
 from lapx_ros.runtime.estimator import Pose

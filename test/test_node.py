@@ -4,14 +4,12 @@ import math
 import uuid
 
 import cv2
-import numpy as np
 import pytest
+from lapx_ros.msg import HumanPoseArray, PersonPose
+from pose_client import LSPET, PoseClient, node_command
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import Image
-
-from lapx_ros.msg import HumanPoseArray, PersonPose
-from pose_client import LSPET, PoseClient, node_command
 from tiny_models import build_model
 
 READY = r"active: "
@@ -88,9 +86,11 @@ def test_markers_and_annotated_image(ros_process, model, namespace):
         for _ in range(20):
             stamp = client.publish_image(frame)
             assert client.wait_pose(stamp) is not None
-            image = client.wait(lambda: next((m for m in client.images if m.header.stamp == stamp), None), 1)
-            markers = client.wait(lambda: next((m for m in client.markers
-                                                if m.markers and m.markers[0].header.stamp == stamp), None), 1)
+            image = client.wait(lambda s=stamp: next((m for m in client.images if m.header.stamp == s),
+                                                     None), 1)
+            markers = client.wait(lambda s=stamp: next((m for m in client.markers
+                                                        if m.markers and m.markers[0].header.stamp == s),
+                                                       None), 1)
             if image and markers:
                 break
         assert image is not None and image.encoding == "bgr8"
@@ -254,7 +254,7 @@ def test_autostart_false_waits_for_a_lifecycle_manager(ros_process, model, names
         assert change.wait_for_service(timeout_sec=10.0)
         for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
             future = change.call_async(ChangeState.Request(transition=Transition(id=transition)))
-            assert client.wait(lambda: future.done(), 15) and future.result().success
+            assert client.wait(future.done, 15) and future.result().success
         client.wait_for_node()
         assert client.wait_pose(client.publish_image(frame)) is not None
     node.wait_for(READY, timeout=5)

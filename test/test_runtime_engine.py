@@ -2,10 +2,9 @@
 report non-finite output instead of returning it."""
 import numpy as np
 import pytest
-
-from lapx_ros.runtime.engine import (InferenceError, ModelError, create_engine,
-                                     openvino_available)
 from tiny_models import build_model
+
+from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, openvino_available
 
 BACKENDS = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
 

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from lapx_ros.geometry import box_to_center_size
-from lapx_ros.metadata import ModelMetadata
 from lapx_ros.layouts import MPII_16
+from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.detector import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
-from lapx_ros.runtime.estimator import (PipelineConfig, PoseEstimator, PosePipeline,
-                                        sanitize_boxes)
+from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline, sanitize_boxes
 from lapx_ros.runtime.preprocess import CropBatcher
 from lapx_ros.runtime.smoothing import OneEuroParams
 

@@ -27,7 +27,7 @@ class Intrinsics:
     cy: float
 
     @classmethod
-    def from_camera_info(cls, msg) -> "Intrinsics | None":
+    def from_camera_info(cls, msg) -> Intrinsics | None:
         """From CameraInfo K (row-major 3x3), or None when K is unset or invalid."""
         k = [float(v) for v in msg.k]
         if len(k) != 9 or not (np.isfinite(k).all() and k[0] > 0 and k[4] > 0):
@@ -35,7 +35,7 @@ class Intrinsics:
         return cls(k[0], k[4], k[2], k[5])
 
     @classmethod
-    def guess(cls, width: int, height: int) -> "Intrinsics":
+    def guess(cls, width: int, height: int) -> Intrinsics:
         """A pinhole with a focal length of one image width (about 53 deg horizontal FOV)."""
         return cls(float(width), float(width), (width - 1) / 2.0, (height - 1) / 2.0)
 

@@ -27,8 +27,14 @@ from lapx_ros.msg import HumanPoseArray
 from lapx_ros.ros import params
 from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr, to_image_msg
 from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
-from lapx_ros.ros.messages import (boxes_from_msg, boxes_message_type, finite_poses,
-                                   pose_array_msg, sibling_topic, stamp_seconds)
+from lapx_ros.ros.messages import (
+    boxes_from_msg,
+    boxes_message_type,
+    finite_poses,
+    pose_array_msg,
+    sibling_topic,
+    stamp_seconds,
+)
 from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
 from lapx_ros.runtime.drawing import draw_poses
 from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS
 from lapx_ros.runtime.estimator import MODES
-from lapx_ros.heatmaps import DECODE_METHODS
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class NodeConfig:
     diagnostics_period: float = 1.0
     stale_timeout: float = 2.0
 
-    def replace(self, **changes) -> "NodeConfig":
+    def replace(self, **changes) -> NodeConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # Distinct drop reasons kept in the diagnostics table.
 MAX_REASONS = 16
 

@@ -292,7 +292,7 @@ def main(argv=None) -> int:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}", refresh=False)
             now = time.monotonic()
             if now - last_save > args.checkpoint_minutes * 60:
                 batch_index += 1

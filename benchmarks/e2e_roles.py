@@ -141,6 +141,8 @@ class Listener:
                         self.diag[ns].append({"t": time.time(), "compute_ms_p50": values.get("compute_ms_p50"),
                                               "processing_rate_hz": values.get("processing_rate_hz"),
                                               "dropped_stale": values.get("dropped_stale"),
+                                              "frames_received": values.get("frames_received"),
+                                              "frames_processed": values.get("frames_processed"),
                                               "backend": values.get("backend")})
 
     def wait(self, ns: str, timeout: float):

@@ -383,7 +383,8 @@ def end_to_end(args, model, pauser) -> dict:
                         results["windows"].setdefault(s, {}).setdefault(b, []).append(stats)
                         log(f"rep {rep + 1}.{attempt + 1} {b} {s}: {stats['fps']:.1f} fps, p50 "
                             f"{stats['latency_ms_p50']:.1f} ms, p95 {stats['latency_ms_p95']:.1f} ms, dropped "
-                            f"{stats['dropped']}/{stats['sent']} (node stale {stats['node_stale_drops']}); "
+                            f"{stats['dropped']}/{stats['sent']} (node stale {stats['node_stale_drops']}, node received "
+                            f"{stats['node_frames_received_per_s']} /s); "
                             f"cores {stats['cpu_cores']}")
                         if clean(stats) or retries_left <= 0:
                             break
@@ -427,8 +428,15 @@ def measure_window(args, b, s, ns, node, publisher, listener) -> dict:
     inside = [d for d in got["diagnostics"] if sent["start"] <= d["t"] <= sent["end"] + 1.0]
     compute = [float(d["compute_ms_p50"]) for d in inside if d.get("compute_ms_p50") not in (None, "", "nan")]
     stats["node_compute_ms_p50"] = float(sorted(compute)[len(compute) // 2]) if compute else None
-    stale = [int(d["dropped_stale"]) for d in inside if str(d.get("dropped_stale", "")).isdigit()]
-    stats["node_stale_drops"] = (max(stale) - min(stale)) if len(stale) > 1 else None
+    for key, name in (("dropped_stale", "node_stale_drops"), ("frames_received", "node_frames_received_per_s"),
+                      ("frames_processed", "node_frames_processed_per_s")):
+        points = [(d["t"], int(d[key])) for d in inside if str(d.get(key, "")).isdigit()]
+        if len(points) < 2:
+            stats[name] = None
+        elif key == "dropped_stale":
+            stats[name] = points[-1][1] - points[0][1]
+        else:  # a rate between the first and the last diagnostics of the window
+            stats[name] = (points[-1][1] - points[0][1]) / max(points[-1][0] - points[0][0], 1e-9)
     return stats
 
 

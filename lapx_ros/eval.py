@@ -23,6 +23,7 @@ from lapx_ros.evaluation import (evaluate_coco, evaluate_lsp, evaluate_mpii, loa
                                  predict_in_boxes, predict_lsp, require_layout)
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
+from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
 from lapx_ros.topdown import TopDownPredictor
 from lapx_ros.visualize import write_samples
 
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode", choices=DECODE_METHODS, default="dark")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="engine for .onnx models, as the node's parameter (auto: OpenVINO when installed)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="OpenVINO precision, as the node's parameter (auto: bf16 where the CPU has it)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--vis", metavar="DIR", help="write PNGs of the predictions on the first images here")
     p.add_argument("--vis-count", type=int, default=8, help="how many images --vis draws")
@@ -164,14 +169,15 @@ def main(argv=None) -> int:
     mode = dataset_mode(args, parser)
     try:
         data = load_data(mode, args)
-        infer, meta = load_heatmap_fn(args.model, args.threads)
+        infer, meta = load_heatmap_fn(args.model, args.threads, args.backend, args.precision)
         if mode != "lsp":
             require_layout(meta, MPII_16 if mode == "mpii" else COCO_17, mode.upper())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ModelError) as exc:
         print(f"lapx-eval: {exc}", file=sys.stderr)
         return 2
     result = evaluate(mode, args, data, infer, meta)
     result.update(model=str(args.model), **run_settings(mode, args), decode=args.decode, flip=args.flip,
+                  backend=args.backend, precision=args.precision,
                   input_size=[meta.input_width, meta.input_height])
     if args.vis:
         written = write_samples(args.vis, vis_samples(mode, args, data, infer, meta), meta.skeleton)

@@ -28,28 +28,22 @@ def torch_heatmap_fn(model) -> HeatmapFn:
     return infer
 
 
-def onnx_heatmap_fn(path, threads: int = 2) -> tuple[HeatmapFn, ModelMetadata]:
-    """An ONNX Runtime session as a numpy heatmap function, with the file's metadata."""
-    import onnxruntime as ort
+def engine_heatmap_fn(path, backend: str = "auto", threads: int = 2,
+                      precision: str = "auto") -> tuple[HeatmapFn, ModelMetadata]:
+    """An exported model run by the node's own engine (same backend choice, precision and
+    validation), so offline figures are the figures of what the node runs."""
+    from lapx_ros.runtime.engine import create_engine
 
-    from lapx_ros.export import read_onnx_metadata
-
-    meta = read_onnx_metadata(path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def infer(batch: np.ndarray) -> np.ndarray:
-        return session.run([meta.output_name], {meta.input_name: batch})[0]
-
-    return infer, meta
+    engine = create_engine(str(path), backend, threads, precision)
+    return engine.infer, engine.metadata
 
 
-def load_heatmap_fn(path, threads: int = 2) -> tuple[HeatmapFn, ModelMetadata]:
+def load_heatmap_fn(path, threads: int = 2, backend: str = "auto",
+                    precision: str = "auto") -> tuple[HeatmapFn, ModelMetadata]:
     """A heatmap function from a checkpoint (.pt) or an exported model (.onnx)."""
     path = Path(path)
     if path.suffix == ".onnx":
-        return onnx_heatmap_fn(path, threads)
+        return engine_heatmap_fn(path, backend, threads, precision)
     import torch
 
     from lapx_ros.checkpoint import load_model

@@ -1,7 +1,7 @@
 """Top-down inference: crop regions, run a heatmap model, decode back to image pixels.
 
-Numpy and OpenCV only, so evaluation (with a PyTorch or ONNX model) and the ROS runtime
-share one code path. ``infer`` is any callable from a normalised float32 batch
+Numpy and OpenCV only: the ROS runtime (``runtime.estimator``) and offline evaluation
+(with a PyTorch or ONNX model) share this one code path. ``infer`` is any callable from a normalised float32 batch
 (N, 3, H, W) to heatmaps (N, K, H/stride, W/stride).
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lapx_ros.geometry import (apply_affine, box_to_center_size, crop_transform, invert_affine,
-                               keypoints_to_box, warp_crop)
+from lapx_ros.geometry import apply_affine, box_to_center_size, invert_affine, keypoints_to_box
 from lapx_ros.heatmaps import decode, flip_heatmaps, from_heatmap_coords
 from lapx_ros.metadata import ModelMetadata
+from lapx_ros.runtime.preprocess import CropBatcher
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 # A region to crop: centre (x, y), size (w, h) in source pixels, rotation in degrees.
@@ -36,26 +36,21 @@ class TopDownPredictor:
     """Predicts keypoints for regions of a frame, all regions in one batch."""
 
     def __init__(self, infer: HeatmapFn, meta: ModelMetadata, decode_method: str = "dark",
-                 flip_test: bool = False):
+                 flip_test: bool = False, channel_order: str = "rgb"):
         self.infer = infer
         self.meta = meta
         self.decode_method = decode_method
         self.flip_test = flip_test
-        self.input_size = (meta.input_width, meta.input_height)
         self.aspect_ratio = meta.input_width / meta.input_height
-        self._mean = np.asarray(meta.mean, np.float32) * 255.0
-        self._inv_std = 1.0 / (np.asarray(meta.std, np.float32) * 255.0)
+        self._batcher = CropBatcher(meta, channel_order)
         perm = list(range(meta.num_joints))
         for a, b in meta.flip_pairs:
             perm[a], perm[b] = b, a
         self._flip_perm = perm
 
-    def preprocess(self, image_rgb: np.ndarray, regions: Sequence[Region]):
+    def preprocess(self, image: np.ndarray, regions: Sequence[Region]):
         """Crops as a normalised batch (N, 3, H, W) and their source->crop matrices."""
-        matrices = [crop_transform(c, s, self.input_size, r) for c, s, r in regions]
-        crops = np.stack([warp_crop(image_rgb, m, self.input_size) for m in matrices])
-        batch = (crops.astype(np.float32) - self._mean) * self._inv_std
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), matrices
+        return self._batcher(image, regions)
 
     def heatmaps(self, batch: np.ndarray) -> np.ndarray:
         heatmaps = np.asarray(self.infer(batch), dtype=np.float32)
@@ -64,13 +59,13 @@ class TopDownPredictor:
             heatmaps = 0.5 * (heatmaps + flip_heatmaps(flipped, self._flip_perm))
         return heatmaps
 
-    def predict_regions(self, image_rgb: np.ndarray, regions: Sequence[Region]):
+    def predict_regions(self, image: np.ndarray, regions: Sequence[Region], decode_method: str | None = None):
         """Keypoints (N, K, 2) in source pixels and confidences (N, K) in [0, 1]."""
         if not regions:
             k = self.meta.num_joints
             return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
-        batch, matrices = self.preprocess(image_rgb, regions)
-        coords, confidence = decode(self.heatmaps(batch), self.decode_method)
+        batch, matrices = self.preprocess(image, regions)
+        coords, confidence = decode(self.heatmaps(batch), decode_method or self.decode_method)
         points = from_heatmap_coords(coords, self.meta.heatmap_stride)
         keypoints = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(points, matrices)])
         return keypoints, np.clip(confidence, 0.0, 1.0)

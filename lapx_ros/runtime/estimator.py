@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lapx_ros import heatmaps
-from lapx_ros.geometry import apply_affine, box_to_center_size, invert_affine, keypoints_to_box
+from lapx_ros.geometry import box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
-from lapx_ros.runtime.preprocess import CropBatcher
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
+from lapx_ros.topdown import TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
@@ -84,15 +83,17 @@ def sanitize_boxes(boxes, scores, width: int, height: int):
 
 
 class PoseEstimator:
-    """Runs the network on regions of a frame and maps keypoints back to the frame."""
+    """Runs the network on person boxes of a BGR frame, through the same top-down path
+    as offline evaluation, and returns poses in frame pixels."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.metadata = engine.metadata
-        self.batcher = CropBatcher(engine.metadata)
+        self.predictor = TopDownPredictor(engine.infer, engine.metadata, channel_order="bgr")
 
     def region(self, box, padding: float):
-        return box_to_center_size(box, self.batcher.aspect_ratio, padding)
+        center, size = box_to_center_size(box, self.predictor.aspect_ratio, padding)
+        return center, size, 0.0
 
     def __call__(self, frame_bgr: np.ndarray, boxes, padding, decode: str = "dark") -> list[Pose]:
         """One pose per box (all crops in one batch); raises InferenceError on bad output.
@@ -103,16 +104,9 @@ class PoseEstimator:
             return []
         paddings = np.broadcast_to(np.asarray(padding, np.float64), (len(boxes),))
         regions = [self.region(b, pad) for b, pad in zip(boxes, paddings)]
-        batch, matrices = self.batcher(frame_bgr, regions)
-        maps = self.engine.infer(batch)
-        coords, peaks = heatmaps.decode(maps, method=decode)
-        coords = heatmaps.from_heatmap_coords(coords, self.metadata.heatmap_stride)
-        poses = []
-        for i in range(len(boxes)):
-            kps = apply_affine(coords[i], invert_affine(matrices[i]))
-            conf = np.clip(peaks[i], 0.0, 1.0).astype(np.float32)
-            poses.append(Pose(kps, conf, np.asarray(boxes[i], np.float64), float(conf.mean())))
-        return poses
+        keypoints, confidences = self.predictor.predict_regions(frame_bgr, regions, decode)
+        return [Pose(kps, conf.astype(np.float32), np.asarray(box, np.float64), float(conf.mean()))
+                for kps, conf, box in zip(keypoints, confidences, boxes)]
 
 
 class PosePipeline:

@@ -5,7 +5,7 @@ where non-local attention sits) are configurations rather than code.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

@@ -111,3 +111,17 @@ def test_cli_help(cli, capsys):
         cli.build_parser().parse_args(["--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_int8_export_writes_a_quantised_model_with_metadata(tmp_path, lsp, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main(lsp + TINY + ["--train-range", "1-8", "--val-range", "9001-9002", "--out", str(out),
+                                        "--epochs", "1"]) == 0
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m_int8.onnx"
+    assert export_cli.main([str(out / "last.pt"), str(fp32), "--int8", str(int8), "--crops", "2",
+                            "--calibration-crops", "4"] + lsp) == 0
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert read_onnx_metadata(int8).joint_names == MPII_16.joint_names

@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lapx_ros.geometry import apply_affine, box_to_center_size, invert_affine, keypoints_to_box
+from lapx_ros.geometry import (DEFAULT_BOX_PADDING, apply_affine, box_to_center_size, invert_affine,
+                               keypoints_to_box)
 from lapx_ros.heatmaps import decode, flip_heatmaps, from_heatmap_coords
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.preprocess import CropBatcher
@@ -18,6 +19,8 @@ from lapx_ros.runtime.preprocess import CropBatcher
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 # A region to crop: centre (x, y), size (w, h) in source pixels, rotation in degrees.
 Region = tuple[np.ndarray, np.ndarray, float]
+# Fewer confident joints than this say too little about where the person is to crop.
+MIN_SEEN_JOINTS = 3
 
 
 def whole_frame_region(image_shape, aspect_ratio: float) -> Region:
@@ -71,22 +74,26 @@ class TopDownPredictor:
         return keypoints, np.clip(confidence, 0.0, 1.0)
 
     def region_from_keypoints(self, keypoints: np.ndarray, confidence: np.ndarray,
-                              min_confidence: float = 0.2) -> Region | None:
-        """The crop around confident keypoints, or None when fewer than 3 are confident."""
+                              min_confidence: float = 0.2,
+                              padding: float = DEFAULT_BOX_PADDING) -> Region | None:
+        """The crop around confident keypoints, or None when too few are confident."""
         confident = confidence >= min_confidence
-        if confident.sum() < 3:
+        if confident.sum() < MIN_SEEN_JOINTS:
             return None
-        center, size = box_to_center_size(keypoints_to_box(keypoints, confident), self.aspect_ratio)
+        box = keypoints_to_box(keypoints, confident)
+        center, size = box_to_center_size(box, self.aspect_ratio, padding)
         return center, size, 0.0
 
-    def estimate_single(self, image_rgb: np.ndarray, passes: int = 2, min_confidence: float = 0.2):
+    def estimate_single(self, image: np.ndarray, passes: int = 2, min_confidence: float = 0.2,
+                        padding: float = DEFAULT_BOX_PADDING, decode_method: str | None = None):
         """One person: whole frame first, then ``passes - 1`` refinements on a crop
-        around the previous pass's confident keypoints."""
-        region = whole_frame_region(image_rgb.shape, self.aspect_ratio)
-        keypoints, confidence = self.predict_regions(image_rgb, [region])
+        around the previous pass's confident keypoints. The node searches a frame this
+        way too, so offline figures are the node's."""
+        region = whole_frame_region(image.shape, self.aspect_ratio)
+        keypoints, confidence = self.predict_regions(image, [region], decode_method)
         for _ in range(passes - 1):
-            region = self.region_from_keypoints(keypoints[0], confidence[0], min_confidence)
+            region = self.region_from_keypoints(keypoints[0], confidence[0], min_confidence, padding)
             if region is None:
                 break
-            keypoints, confidence = self.predict_regions(image_rgb, [region])
+            keypoints, confidence = self.predict_regions(image, [region], decode_method)
         return keypoints[0], confidence[0]

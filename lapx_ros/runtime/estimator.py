@@ -22,15 +22,13 @@ from lapx_ros.geometry import box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
-from lapx_ros.topdown import TopDownPredictor
+from lapx_ros.topdown import MIN_SEEN_JOINTS, TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
 MIN_BOX_SIDE = 4.0
 # Two person boxes overlapping more than this are taken to be the same person.
 DUPLICATE_IOU = 0.5
-# Fewer confident joints than this say too little about where the person is to crop.
-MIN_SEEN_JOINTS = 3
 
 
 @dataclass
@@ -193,14 +191,15 @@ class PosePipeline:
         return self._search_whole_frame(frame)
 
     def _search_whole_frame(self, frame):
-        """Two passes, as offline evaluation does: the whole frame, then a crop around
-        the joints it found."""
+        """Two passes, exactly as offline evaluation: the whole frame, then a crop
+        around the joints it found."""
+        cfg = self.config
+        keypoints, confidences = self.estimator.predictor.estimate_single(
+            frame, passes=2, min_confidence=cfg.keypoint_threshold, padding=cfg.box_padding,
+            decode_method=cfg.decode)
         h, w = frame.shape[:2]
-        first = self._estimate(frame, [(0.0, 0.0, float(w), float(h))], 1.0)
-        box = self._seen_box(first[0])
-        if box is None:
-            return first
-        return self._estimate(frame, [box], self.config.box_padding)
+        return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
+                     float(confidences.mean()))]
 
     def _multi(self, frame, boxes, box_scores):
         cfg = self.config

@@ -24,6 +24,8 @@ MIN_SEEN_JOINTS = 3
 
 
 def whole_frame_region(image_shape, aspect_ratio: float) -> Region:
+    """The whole image padded to the network's aspect ratio: the first inference pass,
+    and the whole-image training samples that teach it."""
     h, w = image_shape[:2]
     center, size = box_to_center_size((0, 0, w, h), aspect_ratio, padding=1.0)
     return center, size, 0.0

@@ -14,6 +14,7 @@ import numpy as np
 from lapx_ros.geometry import apply_affine, box_to_center_size, crop_transform, keypoints_to_box, warp_crop
 from lapx_ros.heatmaps import encode, to_heatmap_coords
 from lapx_ros.layouts import JointLayout
+from lapx_ros.topdown import whole_frame_region
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,6 @@ class AugmentConfig:
 
 NO_AUGMENT = AugmentConfig(scale_sigma=0, rotation_sigma=0, rotation_prob=0, flip_prob=0,
                            half_body_prob=0, whole_image_prob=0, color_jitter=0, center_shift=0)
-
-
-def whole_image_center_size(image_shape, aspect_ratio: float):
-    """The region that shows the whole image, padded to the network's aspect ratio."""
-    h, w = image_shape[:2]
-    return box_to_center_size((0, 0, w, h), aspect_ratio, padding=1.0)
 
 
 class TopDownTransform:
@@ -65,8 +60,8 @@ class TopDownTransform:
         aug = self.augment
         visible = joints[:, 2] > 0
         if rng.random() < aug.whole_image_prob or not visible.any():
-            center, size = whole_image_center_size(image_shape, self.aspect_ratio)
-            return center, size * (1 + 0.1 * rng.uniform(-1, 1)), 0.0
+            center, size, rotation = whole_frame_region(image_shape, self.aspect_ratio)
+            return center, size * (1 + 0.1 * rng.uniform(-1, 1)), rotation
         if rng.random() < aug.half_body_prob:
             part = self._upper if rng.random() < 0.5 else ~self._upper
             if (visible & part).sum() >= 3:

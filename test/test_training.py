@@ -125,3 +125,21 @@ def test_int8_export_writes_a_quantised_model_with_metadata(tmp_path, lsp, capsy
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert read_onnx_metadata(int8).joint_names == MPII_16.joint_names
+
+
+def test_lsp_joints_orientations_and_bad_files(tmp_path):
+    import scipy.io
+
+    from lapx_ros.data.lsp import load_lsp_joints
+
+    joints = np.random.default_rng(0).uniform(0, 100, (5, 14, 3))
+    joints[..., 2] = 1.0
+    scipy.io.savemat(tmp_path / "lspet.mat", {"joints": joints.transpose(1, 2, 0)})   # 14 x 3 x N
+    lsp = joints.transpose(2, 1, 0).copy()                                            # 3 x 14 x N
+    lsp[2] = 0.0  # LSP's third row says "occluded"
+    scipy.io.savemat(tmp_path / "lsp.mat", {"joints": lsp})
+    for name in ("lspet.mat", "lsp.mat"):
+        assert np.allclose(load_lsp_joints(tmp_path / name), joints)
+    scipy.io.savemat(tmp_path / "other.mat", {"points": joints})
+    with pytest.raises(ValueError, match="no 'joints'"):
+        load_lsp_joints(tmp_path / "other.mat")

@@ -25,13 +25,18 @@ class PoseRecord:
 
 def load_lsp_joints(joints_file) -> np.ndarray:
     """LSP joints as (N, 14, 3) = x, y, visible, whatever orientation the .mat file uses."""
-    raw = scipy.io.loadmat(str(joints_file))["joints"]
+    try:
+        raw = np.asarray(scipy.io.loadmat(str(joints_file))["joints"])
+    except KeyError:
+        raise ValueError(f"{joints_file}: no 'joints' matrix") from None
+    if raw.ndim != 3:
+        raise ValueError(f"{joints_file}: unexpected joints array shape {raw.shape}")
     if raw.shape[:2] == (14, 3):          # LSPET: 14 x 3 x N, third row = visible
         joints = raw.transpose(2, 0, 1)
     elif raw.shape[:2] == (3, 14):        # LSP: 3 x 14 x N, third row = occluded
         joints = raw.transpose(2, 1, 0).copy()
         joints[..., 2] = 1.0 - joints[..., 2]
-    elif raw.shape[1:] == (3,) or raw.ndim == 3 and raw.shape[1] == 3:
+    elif raw.shape[1:] == (14, 3):       # already N x 14 x 3
         joints = raw
     else:
         raise ValueError(f"{joints_file}: unexpected joints array shape {raw.shape}")

@@ -80,15 +80,15 @@ def real_crops(meta: ModelMetadata, images_dir, joints_file, index_range, count:
     from lapx_ros.data.lsp import load_lsp_records
     from lapx_ros.data.transforms import read_rgb
     from lapx_ros.geometry import box_to_center_size, keypoints_to_box
-    from lapx_ros.topdown import TopDownPredictor
+    from lapx_ros.runtime.preprocess import CropBatcher
 
-    predictor = TopDownPredictor(lambda b: b, meta)
+    batcher = CropBatcher(meta, channel_order="rgb")
     records = load_lsp_records(images_dir, joints_file, index_range)[:count]
     batches = []
     for record in records:
         box = keypoints_to_box(record.joints[:, :2], record.joints[:, 2] > 0)
         center, size = box_to_center_size(box, meta.input_width / meta.input_height)
-        batches.append(predictor.preprocess(read_rgb(record.image_path), [(center, size, 0.0)])[0])
+        batches.append(batcher(read_rgb(record.image_path), [(center, size)])[0])
     return np.concatenate(batches)
 
 

@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop (with a checkpoint) after this much training time in this call (0: no limit)")
     p.add_argument("--decode", choices=("argmax", "quarter", "dark"), default="dark")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the forward pass (about 1.5x faster on CPUs with "
+                        "AVX-512 BF16 or AMX; batch norm and the loss stay float32)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network (a few minutes to compile each time the run "
+                        "starts, then about 1.4x faster with --bf16)")
     return p
 
 
@@ -110,22 +116,34 @@ class LrSchedule:
 
 
 class NonLocalSchedule:
-    """LAPX's stabilising recipe: non-local blocks frozen at 0, then gamma ramped to a target."""
+    """LAPX's stabilising recipe: non-local blocks frozen at 0, then gamma ramped to a target.
+
+    Frozen parameters keep ``requires_grad`` and lose their gradient after each backward
+    pass instead (Adam skips a parameter without one): toggling ``requires_grad`` would
+    make a compiled training step recompile at each phase change.
+    """
 
     def __init__(self, model: LapxNet, freeze: float, ramp: float, target: float):
         self.blocks = model.nonlocal_blocks()
         self.freeze, self.ramp, self.target = freeze, ramp, target
 
-    def apply(self, epoch: float) -> None:
-        learnt = epoch >= self.freeze + self.ramp
+    def set_gamma(self, epoch: float) -> None:
+        """Before the forward pass: gamma follows the schedule until it is learnt."""
+        if epoch >= self.freeze + self.ramp:
+            return
+        fraction = min(max((epoch - self.freeze) / self.ramp, 0.0), 1.0) if self.ramp > 0 else 1.0
+        with torch.no_grad():
+            for block in self.blocks:
+                block.gamma.fill_(self.target * fraction if epoch >= self.freeze else 0.0)
+
+    def drop_frozen_gradients(self, epoch: float) -> None:
+        """After the backward pass: frozen blocks, and a scheduled gamma, are not updated."""
         for block in self.blocks:
-            for p in block.parameters():
-                p.requires_grad_(epoch >= self.freeze)
-            block.gamma.requires_grad_(learnt)
-            if not learnt:
-                fraction = min(max((epoch - self.freeze) / self.ramp, 0.0), 1.0) if self.ramp > 0 else 1.0
-                with torch.no_grad():
-                    block.gamma.fill_(self.target * fraction if epoch >= self.freeze else 0.0)
+            if epoch < self.freeze:
+                for p in block.parameters():
+                    p.grad = None
+            elif epoch < self.freeze + self.ramp:
+                block.gamma.grad = None
 
 
 def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -255,6 +273,7 @@ def main(argv=None) -> int:
     else:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     model = model.to(memory_format=torch.channels_last)
+    train_forward = torch.compile(model) if args.compile else model
 
     augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob)
     transform = TopDownTransform(source.layout, args.input_size, meta.heatmap_stride, args.sigma, augment)
@@ -284,12 +303,15 @@ def main(argv=None) -> int:
             progress = epoch + batch_index / batches_per_epoch
             for group in optimizer.param_groups:
                 group["lr"] = schedule(progress)
-            nonlocal_schedule.apply(progress)
+            nonlocal_schedule.set_gamma(progress)
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
             x, targets, weights = (torch.stack(t) for t in zip(*items))
-            loss = heatmap_loss(model(x.contiguous(memory_format=torch.channels_last)), targets, weights)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                outputs = train_forward(x.contiguous(memory_format=torch.channels_last))
+            loss = heatmap_loss([o.float() for o in outputs], targets, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            nonlocal_schedule.drop_frozen_gradients(progress)
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}", refresh=False)

@@ -15,4 +15,4 @@ exec .venv/bin/python -m lapx_ros.train \
   --input-size 128 --stages 3 --epochs 30 --batch-size 32 --lr 1e-3 --warmup-epochs 0.5 \
   --schedule cosine --min-lr-ratio 0.05 --sigma 1.5 --whole-image-prob 0.2 \
   --nonlocal-freeze-epochs 2 --nonlocal-ramp-epochs 3 --nonlocal-gamma 0.2 \
-  --checkpoint-minutes 10 --threads 2 --seed 0 "${resume[@]}" "$@"
+  --bf16 --compile --checkpoint-minutes 10 --threads 2 --seed 0 "${resume[@]}" "$@"

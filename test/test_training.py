@@ -143,3 +143,30 @@ def test_lsp_joints_orientations_and_bad_files(tmp_path):
     scipy.io.savemat(tmp_path / "other.mat", {"points": joints})
     with pytest.raises(ValueError, match="no 'joints'"):
         load_lsp_joints(tmp_path / "other.mat")
+
+
+def test_nonlocal_schedule_freezes_then_ramps_then_learns():
+    torch.manual_seed(0)
+    model = LapxNet(LapxConfig(num_stages=1, channels=16, hourglass_depth=2, nonlocal_stages=(1,)))
+    schedule = train_cli.NonLocalSchedule(model, freeze=1.0, ramp=2.0, target=0.2)
+    (block,) = model.nonlocal_blocks()
+    inner = [p for p in block.parameters() if p is not block.gamma]
+
+    def step(epoch):
+        model.zero_grad(set_to_none=True)
+        schedule.set_gamma(epoch)
+        sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+        schedule.drop_frozen_gradients(epoch)
+
+    step(0.5)  # frozen: the block is off and nothing in it is updated
+    assert block.gamma.item() == 0.0
+    assert all(p.grad is None for p in block.parameters())
+    assert any(p.grad is not None for p in model.parameters())
+    step(2.0)  # ramping: gamma follows the schedule, the rest of the block learns
+    assert block.gamma.item() == pytest.approx(0.1)
+    assert block.gamma.grad is None and all(p.grad is not None for p in inner)
+    step(3.5)  # learnt: the schedule no longer touches gamma
+    with torch.no_grad():
+        block.gamma.fill_(0.33)
+    step(4.0)
+    assert block.gamma.item() == pytest.approx(0.33) and block.gamma.grad is not None

@@ -38,17 +38,17 @@ def summarize_repeats(values) -> dict:
 def window_stats(published_stamps, received, start: float, end: float) -> dict:
     """End-to-end figures of one measuring window.
 
-    ``published_stamps``: stamps (s) of the frames sent; ``received``: (stamp, receive
-    time) pairs of the /human_pose messages (same clock). Only frames stamped within
-    [start, end) count. fps = poses received / window length; latency = receive - stamp;
-    dropped = frames sent whose pose never came.
+    ``published_stamps``: stamps of the frames sent, integer ns; ``received``: (stamp,
+    receive time) pairs of the /human_pose messages, integer ns of the same clock. Integers
+    because a pose is found by its frame's exact stamp, which float seconds cannot hold.
+    Only frames stamped within [start, end) seconds count. fps = poses received / window
+    length; latency = receive - stamp; dropped = frames sent whose pose never came.
     """
-    sent = {round(s, 6) for s in published_stamps if start <= s < end}
+    sent = {s for s in published_stamps if start <= s * 1e-9 < end}
     got = {}
     for stamp, recv in received:
-        key = round(stamp, 6)
-        if key in sent and key not in got:
-            got[key] = recv - stamp
+        if stamp in sent and stamp not in got:
+            got[stamp] = (recv - stamp) * 1e-9
     lat = np.asarray(list(got.values())) * 1000.0
     span = max(end - start, 1e-9)
     out = {"fps": len(got) / span, "sent": len(sent), "received": len(got),

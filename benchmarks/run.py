@@ -277,7 +277,7 @@ def profile_node(args, node: Proc, publisher: Proc, listener: Proc, ns: str, sce
                      {"node": [node.pid], "py-spy": [spy.pid], "benchmark": bt.with_descendants([os.getpid()])})
     spy.wait(timeout=60)
     records = listener.call(f"dump {ns}", timeout=30)["records"]
-    frames = len([r for r in records if sent["start"] <= r[0] < sent["end"]])
+    frames = len([r for r in records if sent["start"] <= r[0] * 1e-9 < sent["end"]])
     log(f"profile: {frames} frames in {args.profile_seconds + 0.5} s")
     if not out.is_file():
         return None

@@ -63,9 +63,9 @@ def test_sequence_holds_each_scene():
 
 
 def test_window_stats_counts_only_the_window():
-    sent = [10.0 + i / 30 for i in range(60)]  # 2 s at 30 Hz
-    received = [(s, s + 0.020) for s in sent[::2]]  # every other frame, 20 ms late
-    stats = bt.window_stats(sent, received, 10.0, 11.0)
+    sent = [1_700_000_000_005_000_000 + i * 10**9 // 30 for i in range(60)]  # 2 s at 30 Hz, ns
+    received = [(s, s + 20_000_000) for s in sent[::2]]  # every other frame, 20 ms late
+    stats = bt.window_stats(sent, received, 1_700_000_000.0, 1_700_000_001.0)
     assert stats["sent"] == 30 and stats["received"] == 15 and stats["dropped"] == 15
     assert stats["fps"] == pytest.approx(15.0)
     assert stats["latency_ms_p50"] == pytest.approx(20.0, abs=1e-3)

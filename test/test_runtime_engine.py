@@ -1,5 +1,9 @@
 """Engines load and validate model files, refuse broken ones by name and reason, and
 report non-finite output instead of returning it."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from tiny_models import build_model
@@ -75,3 +79,14 @@ def test_nan_output_raises_inference_error(tmp_path, backend):
     engine = create_engine(build_model(tmp_path / "nan.onnx", nan_output=True), backend, 1)
     with pytest.raises(InferenceError, match="NaN"):
         engine.infer(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_openvino_imported_without_its_converter_which_stays_importable():
+    if not openvino_available():
+        pytest.skip("openvino not installed")
+    code = ("import sys\n"
+            "from lapx_ros.runtime.engine import OPENVINO_CONVERTER, import_openvino\n"
+            "import_openvino().Core()\n"
+            "assert OPENVINO_CONVERTER not in sys.modules\n"
+            "from openvino.tools.ovc import convert_model\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

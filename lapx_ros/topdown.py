@@ -86,11 +86,15 @@ class TopDownPredictor:
         center, size = box_to_center_size(box, self.aspect_ratio, padding)
         return center, size, 0.0
 
-    def estimate_single(self, image: np.ndarray, passes: int = 2, min_confidence: float = 0.2,
+    def estimate_single(self, image: np.ndarray, passes: int = 2, min_confidence: float = 0.0,
                         padding: float = DEFAULT_BOX_PADDING, decode_method: str | None = None):
         """One person: whole frame first, then ``passes - 1`` refinements on a crop
-        around the previous pass's confident keypoints. The node searches a frame this
-        way too, so offline figures are the node's."""
+        around the previous pass's keypoints with at least ``min_confidence``. The node
+        searches a frame this way too, so offline figures are the node's.
+
+        By default every joint places the crop: the whole-frame pass sees the person small
+        and is unsure of each joint, yet together its joints span the person, whereas a
+        box around the few confident ones often crops a single limb."""
         region = whole_frame_region(image.shape, self.aspect_ratio)
         keypoints, confidence = self.predict_regions(image, [region], decode_method)
         for _ in range(passes - 1):

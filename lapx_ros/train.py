@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpii-images", help="folder of the MPII images")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init-weights", help="start from this checkpoint's network weights (same "
+                                          "configuration) with a fresh optimiser and schedule")
     p.add_argument("--input-size", type=parse_size, default=(128, 128), help="W or WxH")
     p.add_argument("--stages", type=int, default=3)
     p.add_argument("--channels", type=int, default=208)
@@ -88,13 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop (with a checkpoint) after this much training time in this call (0: no limit)")
+    p.add_argument("--max-batches", type=int, default=0,
+                   help="stop (with a checkpoint) after this many batches in this call (0: no limit)")
     p.add_argument("--decode", choices=("argmax", "quarter", "dark"), default="dark")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the forward pass (about 1.5x faster on CPUs with "
                         "AVX-512 BF16 or AMX; batch norm and the loss stay float32)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network (a few minutes to compile each time the run "
-                        "starts, then about 1.4x faster with --bf16)")
     return p
 
 
@@ -118,9 +119,9 @@ class LrSchedule:
 class NonLocalSchedule:
     """LAPX's stabilising recipe: non-local blocks frozen at 0, then gamma ramped to a target.
 
-    Frozen parameters keep ``requires_grad`` and lose their gradient after each backward
-    pass instead (Adam skips a parameter without one): toggling ``requires_grad`` would
-    make a compiled training step recompile at each phase change.
+    Frozen parameters lose their gradient after each backward pass (Adam skips a
+    parameter without one) rather than toggling ``requires_grad``, so the network's
+    parameters and the optimiser's view of them are the same in every phase.
     """
 
     def __init__(self, model: LapxNet, freeze: float, ramp: float, target: float):
@@ -271,9 +272,10 @@ def main(argv=None) -> int:
         best, history = state["best_pckh"], state["history"]
         print(f"resumed {out / 'last.pt'} at epoch {epoch}, batch {batch_index}", file=sys.stderr)
     else:
+        if args.init_weights:
+            model.load_state_dict(load_checkpoint(args.init_weights)["model"])
         (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     model = model.to(memory_format=torch.channels_last)
-    train_forward = torch.compile(model) if args.compile else model
 
     augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob)
     transform = TopDownTransform(source.layout, args.input_size, meta.heatmap_stride, args.sigma, augment)
@@ -285,6 +287,7 @@ def main(argv=None) -> int:
     batches_per_epoch = len(train_set) // args.batch_size
     started = time.monotonic()
     last_save = started
+    batches_done = 0
 
     def save(path: Path) -> None:
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -307,8 +310,11 @@ def main(argv=None) -> int:
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
             x, targets, weights = (torch.stack(t) for t in zip(*items))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                outputs = train_forward(x.contiguous(memory_format=torch.channels_last))
+                outputs = model(x.contiguous(memory_format=torch.channels_last))
             loss = heatmap_loss([o.float() for o in outputs], targets, weights)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch "
+                                         f"{batch_index}; {out / 'last.pt'} keeps the last saved state")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nonlocal_schedule.drop_frozen_gradients(progress)
@@ -321,11 +327,13 @@ def main(argv=None) -> int:
                 save(out / "last.pt")
                 batch_index -= 1
                 last_save = now
-            if args.max_minutes and now - started > args.max_minutes * 60:
+            batches_done += 1
+            if ((args.max_minutes and now - started > args.max_minutes * 60)
+                    or (args.max_batches and batches_done >= args.max_batches)):
                 batch_index += 1
                 save(out / "last.pt")
-                print(f"stopped after {args.max_minutes} minutes at epoch {epoch}, batch {batch_index}",
-                      file=sys.stderr)
+                print(f"stopped after {batches_done} batches ({(now - started) / 60:.1f} minutes) "
+                      f"at epoch {epoch}, batch {batch_index}", file=sys.stderr)
                 return 0
         model.eval()
         t0 = time.monotonic()

@@ -74,11 +74,28 @@ def test_train_resume_export_eval_info_end_to_end(tmp_path, lsp, capsys):
         results[model_file.suffix] = json.loads(capsys.readouterr().out)
     assert results[".pt"]["images"] == 4 and 0 <= results[".pt"]["pckh"] <= 1
     assert abs(results[".pt"]["pckh"] - results[".onnx"]["pckh"]) <= 0.01
+    assert eval_cli.main(["--model", str(onnx_path), "--range", "9001-9004", "--json", "--label-boxes"] + lsp) == 0
+    boxed = json.loads(capsys.readouterr().out)
+    assert boxed["label_boxes"] and not results[".onnx"]["label_boxes"] and 0 <= boxed["pckh"] <= 1
 
     assert info_cli.main([str(onnx_path)]) == 0
     info = json.loads(capsys.readouterr().out)
     model, _ = load_model(out / "last.pt")
     assert info["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_fine_tuning_starts_from_given_weights_and_stops_after_max_batches(tmp_path, lsp):
+    common = lsp + TINY + ["--train-range", "1-32", "--val-range", "9001-9002"]
+    assert train_cli.main(common + ["--out", str(tmp_path / "a"), "--epochs", "1"]) == 0
+    start = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    # lr 0: the weights must be exactly the ones fine-tuning started from
+    assert train_cli.main(common + ["--out", str(tmp_path / "b"), "--init-weights", str(tmp_path / "a" / "last.pt"),
+                                    "--lr", "0", "--bf16", "--max-batches", "2", "--epochs", "3"]) == 0
+    state = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert (state["epoch"], state["batch_index"]) == (0, 2)
+    for name, value in state["model"].items():
+        if "running" not in name and "num_batches" not in name:
+            assert torch.equal(value, start[name]), name
 
 
 def test_eval_refuses_missing_images(tmp_path, lspet_dir, capsys):

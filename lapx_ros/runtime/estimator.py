@@ -195,8 +195,7 @@ class PosePipeline:
         around the joints it found."""
         cfg = self.config
         keypoints, confidences = self.estimator.predictor.estimate_single(
-            frame, passes=2, min_confidence=cfg.keypoint_threshold, padding=cfg.box_padding,
-            decode_method=cfg.decode)
+            frame, passes=2, padding=cfg.box_padding, decode_method=cfg.decode)
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
                      float(confidences.mean()))]

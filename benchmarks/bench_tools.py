@@ -1,6 +1,6 @@
-"""Helpers of the speed benchmark (benchmarks/run.py) that need neither ROS nor a model:
-frame composition from LSPET images, statistics, pausing other processes while
-measuring, machine facts and peak memory of a process.
+"""Helpers of the speed and reliability benchmarks (benchmarks/run.py, reliability.py)
+that need neither ROS nor a model: frame composition from LSPET images, statistics,
+pausing other processes while measuring, machine facts and memory of a process.
 """
 from __future__ import annotations
 
@@ -397,16 +397,28 @@ def cpu_use(before: dict, after: dict, wall: float, groups: dict) -> dict:
 
 
 # ----------------------------------------------------------------- machine, memory
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM (peak resident set) of a live process in MiB."""
+def _status_mb(pid: int, field: str) -> float | None:
+    """A memory line of /proc/<pid>/status (``VmHWM:``, ``VmRSS:``) in MiB; None once the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process in MiB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float | None:
+    """VmRSS (resident set now) of a live process in MiB: sampled over time, it shows
+    whether memory keeps growing, which the peak alone cannot."""
+    return _status_mb(pid, "VmRSS:")
 
 
 def machine_info() -> dict:

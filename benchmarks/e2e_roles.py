@@ -3,7 +3,8 @@ benchmarks/run.py):
 
 - ``publish``: sends the benchmark frames as sensor_msgs/Image (bgr8, 640x480) at a fixed
   rate, stamped when sent, and for the 3-person scenario the person boxes of each frame
-  (lapx_ros/HumanPoseArray with boxes only) just before it, with the same stamp;
+  (lapx_ros/HumanPoseArray with boxes only) just before it, with the same stamp; with
+  sensor-data (best effort) QoS as cameras do, or ``--qos reliable``;
 - ``listen``: subscribes to each node's /human_pose and /diagnostics and notes the
   receive time of every message.
 
@@ -51,13 +52,14 @@ def to_time(ns: int) -> Time:
 
 
 class Publisher:
-    def __init__(self, scenes_file: str, namespaces, rate: float, hold: int):
+    def __init__(self, scenes_file: str, namespaces, rate: float, hold: int, reliability: str):
         self.node = rclpy.create_node("lapx_bench_camera")
         self.rate, self.hold = rate, hold
         self.scenes = load_scenes(scenes_file)
         self.images = {name: [to_image_msg(f, "bgr8") for f in frames]
                        for name, (frames, _, _) in self.scenes.items()}
-        image_qos = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
+        image_qos = QoSProfile(depth=5, reliability=(QoSReliabilityPolicy.RELIABLE if reliability == "reliable"
+                                                     else qos_profile_sensor_data.reliability))
         self.pubs = {}
         for ns in namespaces:
             self.pubs[ns] = (self.node.create_publisher(Image, f"{ns}/camera/image_raw", image_qos),
@@ -83,7 +85,7 @@ class Publisher:
         image_pub, boxes_pub = self.pubs[ns]
         messages = self.images[scenario]
         _, boxes, _ = self.scenes[scenario]
-        with_boxes = scenario != "1_person"
+        with_boxes = scenario != "1_person" and boxes.size > 0  # footage comes without boxes
         period = 1.0 / self.rate
         total = int(round((warmup + seconds) * self.rate))
         first_measured = int(round(warmup * self.rate))
@@ -145,6 +147,8 @@ class Listener:
                         self.diag[ns].append({"t": time.time(), "compute_ms_p50": values.get("compute_ms_p50"),
                                               "processing_rate_hz": values.get("processing_rate_hz"),
                                               "dropped_stale": values.get("dropped_stale"),
+                                              "dropped_invalid": values.get("dropped_invalid"),
+                                              "inference_errors": values.get("inference_errors"),
                                               "frames_received": values.get("frames_received"),
                                               "frames_processed": values.get("frames_processed"),
                                               "backend": values.get("backend")})
@@ -171,10 +175,11 @@ def main() -> int:
     p.add_argument("--scenes", help="frames file (publish)")
     p.add_argument("--rate", type=float, default=30.0)
     p.add_argument("--hold", type=int, default=15)
+    p.add_argument("--qos", choices=("best_effort", "reliable"), default="best_effort", help="image QoS (publish)")
     args = p.parse_args()
     namespaces = args.namespaces.split(",")
     rclpy.init()
-    role = (Publisher(args.scenes, namespaces, args.rate, args.hold) if args.role == "publish"
+    role = (Publisher(args.scenes, namespaces, args.rate, args.hold, args.qos) if args.role == "publish"
             else Listener(namespaces))
     print("READY", flush=True)
     for line in sys.stdin:

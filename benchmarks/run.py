@@ -36,12 +36,15 @@ import bench_tools as bt  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lspet"
 SCENARIOS = ("1_person", "3_persons")
-E2E_BACKENDS = {  # name -> (backend, precision, threads or None = --threads) node parameters
-    "onnxruntime": ("onnxruntime", "auto", None),
-    "openvino_f32": ("openvino", "f32", None),
-    "openvino_bf16": ("openvino", "bf16", None),
+E2E_BACKENDS = {  # name -> node parameters (threads: --threads unless given)
+    "onnxruntime": {"backend": "onnxruntime", "precision": "auto"},
+    "openvino_f32": {"backend": "openvino", "precision": "f32"},
+    "openvino_bf16": {"backend": "openvino", "precision": "bf16"},
     # the default backend with one inference thread: leaves a core to DDS and the executor
-    "openvino_bf16_1thread": ("openvino", "bf16", 1),
+    "openvino_bf16_1thread": {"backend": "openvino", "precision": "bf16", "threads": 1},
+    # keeps following a person the model is unsure of: one crop per frame instead of a
+    # whole-frame search (two network calls) on every frame whose person scored too low
+    "openvino_bf16_tracked": {"backend": "openvino", "precision": "bf16", "person_threshold": 0.0},
 }
 
 
@@ -247,13 +250,13 @@ def mediapipe(args, scenes_file, pauser) -> dict | None:
 def start_nodes(args, model, configs, env) -> dict:
     nodes = {}
     for backend_name, scenario in configs:
-        backend, precision, threads = E2E_BACKENDS[backend_name]
         ns = f"/lapx_bench/{backend_name}_{scenario}"
-        mode = "single" if scenario == "1_person" else "boxes"
+        params = {"model_path": model["path"], "mode": "single" if scenario == "1_person" else "boxes",
+                  "threads": args.threads, **E2E_BACKENDS[backend_name]}
         argv = [sys.executable, "-m", "lapx_ros.ros.node", "--ros-args",
-                "--params-file", str(REPO / "config" / "lapx.yaml"), "-r", f"__ns:={ns}",
-                "-p", f"model_path:={model['path']}", "-p", f"backend:={backend}",
-                "-p", f"precision:={precision}", "-p", f"mode:={mode}", "-p", f"threads:={threads or args.threads}"]
+                "--params-file", str(REPO / "config" / "lapx.yaml"), "-r", f"__ns:={ns}"]
+        for name, value in params.items():
+            argv += ["-p", f"{name}:={value}"]
         nodes[(backend_name, scenario)] = (ns, Proc(argv, f"node {ns}", env=env))
     return nodes
 
@@ -384,7 +387,7 @@ def end_to_end(args, model, pauser) -> dict:
                         log(f"rep {rep + 1}.{attempt + 1} {b} {s}: {stats['fps']:.1f} fps, p50 "
                             f"{stats['latency_ms_p50']:.1f} ms, p95 {stats['latency_ms_p95']:.1f} ms, dropped "
                             f"{stats['dropped']}/{stats['sent']} (node stale {stats['node_stale_drops']}, node received "
-                            f"{stats['node_frames_received_per_s']} /s); "
+                            f"{stats['node_frames_received_per_s']} /s), with a person {stats['with_person']}; "
                             f"cores {stats['cpu_cores']}")
                         if clean(stats) or retries_left <= 0:
                             break
@@ -422,6 +425,8 @@ def measure_window(args, b, s, ns, node, publisher, listener) -> dict:
               "benchmark (idle nodes, this script)":
                   [p for p in ours if p not in (node.pid, publisher.pid, listener.pid)]}
     stats = bt.window_stats(sent["stamps"], [(r[0], r[1]) for r in got["records"]], sent["start"], sent["end"])
+    answered = [r for r in got["records"] if sent["start"] <= r[0] * 1e-9 < sent["end"]]
+    stats["with_person"] = sum(r[2] > 0 for r in answered) / len(answered) if answered else None
     stats["send_rate_hz"] = sent["send_rate_hz"]
     stats["late_sends"] = sent["late_sends"]
     stats["cpu_cores"] = bt.cpu_use(cpu0, cpu1, wall, groups)
@@ -479,7 +484,7 @@ def aggregate(raw: dict, model: dict, args, pauser) -> dict:
             windows = [w for w in all_windows if clean(w)] or all_windows
             entry = {"windows_used": len(windows), "windows_measured": len(all_windows)}
             for key in ("fps", "latency_ms_p50", "latency_ms_p95", "dropped", "sent", "node_compute_ms_p50",
-                        "node_stale_drops"):
+                        "node_stale_drops", "with_person"):
                 summary = bt.summarize_repeats([w[key] for w in windows])
                 entry[key] = summary["median"]
                 if key in ("fps", "latency_ms_p50"):
@@ -584,20 +589,21 @@ def render_markdown(out: dict) -> str:
     if out["end_to_end"]:
         lines += ["## End to end over DDS (publisher -> node -> subscriber, 3 processes)", "",
                   "fps = /human_pose messages per second from a 30 Hz stream; latency = receive time - image "
-                  "stamp; dropped = frames of the window without a pose message; node compute = the node's "
+                  "stamp; dropped = frames of the window without a pose message; with a person = share of the pose "
+                  "messages that held one or more people; node compute = the node's "
                   "own per-frame time (diagnostics); node stale = frames the node received but replaced by a newer one "
                   "before its worker was free. Windows during which processes the benchmark did not start used more "
                   f"than {OTHER_LOAD_LIMIT} cores are measured again once and left out of the medians when a clean "
                   "one exists.", "",
-                  "| scenario | backend | fps (spread) | latency p50 (spread) | p95 | dropped / sent (node stale) | node compute p50 | peak RSS MB | windows used |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| scenario | backend | fps (spread) | latency p50 (spread) | p95 | dropped / sent (node stale) | with a person | node compute p50 | peak RSS MB | windows used |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for s, sec in out["end_to_end"].items():
             for b, e in sec["by_backend"].items():
                 lines.append(f"| {s} | {b} | {fmt(e['fps'])} ({fmt(e['fps_spread'][0])}-{fmt(e['fps_spread'][1])}) | "
                              f"{fmt(e['latency_ms_p50'])} ({fmt(e['latency_ms_p50_spread'][0])}-"
                              f"{fmt(e['latency_ms_p50_spread'][1])}) | {fmt(e['latency_ms_p95'])} | "
                              f"{fmt(e['dropped'], 0)} / {fmt(e['sent'], 0)} ({fmt(e.get('node_stale_drops'), 0)}) | "
-                             f"{fmt(e['node_compute_ms_p50'])} | {fmt(e['rss_mb'], 0)} | "
+                             f"{fmt(e['with_person'], 2)} | {fmt(e['node_compute_ms_p50'])} | {fmt(e['rss_mb'], 0)} | "
                              f"{e['windows_used']}/{e['windows_measured']} |")
         lines += ["", "CPU use during the windows (cores, median of the repeats; 2 = the whole machine):", "",
                   "| scenario | backend | node | publisher | listener | idle benchmark processes | other processes (max) |",

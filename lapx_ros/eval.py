@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="MPII: first N people; COCO: first N images (0: all)")
     p.add_argument("--decode", choices=DECODE_METHODS, default="dark")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--stage", type=int, default=0,
+                   help="checkpoints: score this stage's heatmaps (1-based; 0: the last), to see what "
+                        "a network with fewer stages would give")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="engine for .onnx models, as the node's parameter (auto: OpenVINO when installed)")
@@ -173,7 +176,7 @@ def main(argv=None) -> int:
     mode = dataset_mode(args, parser)
     try:
         data = load_data(mode, args)
-        infer, meta = load_heatmap_fn(args.model, args.threads, args.backend, args.precision)
+        infer, meta = load_heatmap_fn(args.model, args.threads, args.backend, args.precision, args.stage)
         if mode != "lsp":
             require_layout(meta, MPII_16 if mode == "mpii" else COCO_17, mode.upper())
     except (OSError, ValueError, ModelError) as exc:
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
         return 2
     result = evaluate(mode, args, data, infer, meta)
     result.update(model=str(args.model), **run_settings(mode, args), decode=args.decode, flip=args.flip,
-                  backend=args.backend, precision=args.precision,
+                  backend=args.backend, precision=args.precision, stage=args.stage,
                   input_size=[meta.input_width, meta.input_height])
     if args.vis:
         written = write_samples(args.vis, vis_samples(mode, args, data, infer, meta), meta.skeleton)

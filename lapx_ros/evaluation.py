@@ -19,13 +19,15 @@ from lapx_ros.metrics import mpii_pckh, pck_torso, pckh
 from lapx_ros.topdown import HeatmapFn, TopDownPredictor, box_region
 
 
-def torch_heatmap_fn(model) -> HeatmapFn:
-    """Wraps an eval-mode PyTorch network as a numpy heatmap function."""
+def torch_heatmap_fn(model, stage: int = 0) -> HeatmapFn:
+    """Wraps an eval-mode PyTorch network as a numpy heatmap function; ``stage`` (1-based)
+    takes an earlier stage's heatmaps instead of the last's."""
     import torch
 
     def infer(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model(torch.from_numpy(batch)).numpy()
+            x = torch.from_numpy(batch)
+            return (model.forward_all(x)[stage - 1] if stage else model(x)).numpy()
 
     return infer
 
@@ -40,11 +42,14 @@ def engine_heatmap_fn(path, backend: str = "auto", threads: int = 2,
     return engine.infer, engine.metadata
 
 
-def load_heatmap_fn(path, threads: int = 2, backend: str = "auto",
-                    precision: str = "auto") -> tuple[HeatmapFn, ModelMetadata]:
-    """A heatmap function from a checkpoint (.pt) or an exported model (.onnx)."""
+def load_heatmap_fn(path, threads: int = 2, backend: str = "auto", precision: str = "auto",
+                    stage: int = 0) -> tuple[HeatmapFn, ModelMetadata]:
+    """A heatmap function from a checkpoint (.pt) or an exported model (.onnx);
+    ``stage`` picks a checkpoint's intermediate stage (0: the last)."""
     path = Path(path)
     if path.suffix == ".onnx":
+        if stage:
+            raise ValueError("--stage needs a checkpoint (.pt): exported models keep only the last stage")
         return engine_heatmap_fn(path, backend, threads, precision)
     import torch
 
@@ -52,7 +57,9 @@ def load_heatmap_fn(path, threads: int = 2, backend: str = "auto",
 
     torch.set_num_threads(threads)
     model, state = load_model(path)
-    return torch_heatmap_fn(model), ModelMetadata.from_json(state["metadata"])
+    if not 0 <= stage <= model.config.num_stages:
+        raise ValueError(f"--stage {stage}: the network has stages 1..{model.config.num_stages}")
+    return torch_heatmap_fn(model, stage), ModelMetadata.from_json(state["metadata"])
 
 
 def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = 2,

@@ -13,6 +13,7 @@ from lapx_ros.checkpoint import load_checkpoint, load_model
 from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import load_lsp_records
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
+from lapx_ros.evaluation import torch_heatmap_fn
 from lapx_ros.export import read_onnx_metadata
 from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
@@ -77,6 +78,18 @@ def test_train_resume_export_eval_info_end_to_end(tmp_path, lsp, capsys):
     assert eval_cli.main(["--model", str(onnx_path), "--range", "9001-9004", "--json", "--label-boxes"] + lsp) == 0
     boxed = json.loads(capsys.readouterr().out)
     assert boxed["label_boxes"] and not results[".onnx"]["label_boxes"] and 0 <= boxed["pckh"] <= 1
+    assert eval_cli.main(["--model", str(out / "last.pt"), "--range", "9001-9004", "--json", "--stage", "1"] + lsp) == 0
+    first_stage = json.loads(capsys.readouterr().out)
+    assert first_stage["stage"] == 1 and 0 <= first_stage["pckh"] <= 1
+    model, _ = load_model(out / "last.pt")
+    batch = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    stage_one, last = (torch_heatmap_fn(model, stage)(batch) for stage in (1, 0))
+    with torch.inference_mode():
+        assert np.array_equal(stage_one, model.forward_all(torch.from_numpy(batch))[0].numpy())
+    assert not np.allclose(stage_one, last)
+    for bad in ([str(onnx_path), "1"], [str(out / "last.pt"), "3"]):
+        assert eval_cli.main(["--model", bad[0], "--range", "9001-9004", "--stage", bad[1]] + lsp) == 2
+        assert "--stage" in capsys.readouterr().err
 
     assert info_cli.main([str(onnx_path)]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -87,16 +87,15 @@ def pipeline_times(engine, scenes, scenario: str, frames_count: int, hold: int, 
 
     frames, boxes, _ = scenes[scenario]
     mode = "single" if scenario == "1_person" else "boxes"
-    estimator = PoseEstimator(engine)
     calls = []
-    run = engine.infer
 
     def counted(batch):
         calls.append(len(batch))
-        return run(batch)
+        return engine.infer(batch)
 
-    estimator.engine = type("Counted", (), {"infer": staticmethod(counted), "metadata": engine.metadata})()
-    pipe = PosePipeline(estimator, PipelineConfig(mode=mode))
+    # the estimator keeps the engine's infer when it is built: count from the start
+    counting = type("Counted", (), {"infer": staticmethod(counted), "metadata": engine.metadata})()
+    pipe = PosePipeline(PoseEstimator(counting), PipelineConfig(mode=mode))
     times = []
     start = time.perf_counter()
     for n in range(warmup + frames_count):

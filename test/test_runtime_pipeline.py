@@ -166,9 +166,9 @@ def test_non_finite_output_raises():
 
 def test_sanitize_boxes():
     boxes = [[-50, -50, 40, 60], [10, 10, 11, 200], [np.inf, 0, 1, 1], [500, 500, 600, 600],
-             [90, 80, 20, 10]]
-    out, scores, dropped = sanitize_boxes(boxes, [1, 1, 1, 1, 0.5], 320, 240)
-    assert dropped == 3
+             [90, 80, 20, 10], [20, 80, 90, 10], [20, 10, 90, 80]]
+    out, scores, dropped = sanitize_boxes(boxes, [1, 1, 1, 1, 1, 1, 0.5], 320, 240)
+    assert dropped == 5  # too thin, infinite, off the image, corners swapped (twice)
     assert out.tolist() == [[0, 0, 40, 60], [20, 10, 90, 80]]
     assert scores.tolist() == [1, 0.5]
 

@@ -121,6 +121,7 @@ def test_stats_report_rates_and_reasons():
     assert report["dropped_invalid"] == 1 and report["people"] == 2
     assert report["latency_ms_p50"] == pytest.approx(20.0)
     assert report["invalid_reasons"] == {"unsupported encoding": 1}
+    assert stats.invalid("image too small: 1x1") != stats.invalid("image too large: 7680x4320 > 8294400")
     for i in range(100):
-        stats.invalid(f"word{i} and more")
+        stats.invalid(f"{'word' * (i + 1)} and more")
     assert len(stats.report()["invalid_reasons"]) <= 17

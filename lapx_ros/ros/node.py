@@ -100,6 +100,7 @@ class PoseNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._stop = False
         self._prev_invalid = 0
+        self._unmatched_warned = 0
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
         self._start_timer = None
@@ -162,15 +163,20 @@ class PoseNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         cfg = self.config
         path = cfg.model_path or default_model_path()
+        fallbacks: list[str] = []  # logged with the outcome, so retries on one problem stay quiet
         try:
             engine = create_engine(path or "(no model file found in models/)", cfg.backend,
-                                   cfg.threads, cfg.precision, log=self.get_logger().warning)
+                                   cfg.threads, cfg.precision, log=fallbacks.append)
         except (ModelError, ValueError) as exc:
             problem = str(exc)
             if problem != self.model_problem:
+                for text in fallbacks:
+                    self.get_logger().warning(text)
                 self.get_logger().error(f"cannot configure: {problem}")
             self.model_problem = problem
             return TransitionCallbackReturn.FAILURE
+        for text in fallbacks:
+            self.get_logger().warning(text)
         self.model_path, self.model_problem = path, ""
         self.engine_description = engine.description
         meta = engine.metadata
@@ -299,9 +305,11 @@ class PoseNode(LifecycleNode):
                 self.stats.error(f"{type(exc).__name__}: {exc}")
                 self.throttle.warn("exception", f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _drop(self, kind: str, reason: str) -> None:
-        self.stats.invalid(reason)
-        self.throttle.warn(kind, f"dropped frame: {reason}")
+    def _drop(self, reason: str) -> None:
+        """Count the frame and warn, rate-limited per kind of problem (so one kind cannot
+        hide another)."""
+        kind = self.stats.invalid(reason)
+        self.throttle.warn(f"drop: {kind}", f"dropped frame: {reason}")
 
     def _process(self, msg, compressed: bool) -> None:
         cfg = self.config
@@ -309,11 +317,10 @@ class PoseNode(LifecycleNode):
         stamp = stamp_seconds(msg.header.stamp)
         frame_id = cfg.frame_id or msg.header.frame_id
         if not frame_id:
-            return self._drop("frame_id", "empty frame_id (set the frame_id parameter to name "
-                                          "the camera frame)")
+            return self._drop("empty frame_id (set the frame_id parameter to name the camera frame)")
         reason, restarted = self.gate.check(stamp, self._now(), cfg.max_stamp_future, cfg.stale_timeout)
         if reason:
-            return self._drop("stamp", reason)
+            return self._drop(reason)
         if restarted:
             self.get_logger().info("input restarted (stamps jumped back or a long gap): tracking reset")
             self.pipeline.reset()
@@ -322,7 +329,7 @@ class PoseNode(LifecycleNode):
             frame = (compressed_to_bgr(msg, cfg.max_image_pixels) if compressed
                      else image_to_bgr(msg, cfg.max_image_pixels))
         except ImageConversionError as exc:
-            return self._drop("image", str(exc))
+            return self._drop(str(exc))
         boxes = scores = None
         if cfg.mode == "boxes":
             boxes, scores = self._boxes_for(stamp, frame.shape[1], frame.shape[0])
@@ -353,6 +360,12 @@ class PoseNode(LifecycleNode):
     def _boxes_for(self, stamp: float, width: int, height: int):
         cfg = self.config
         found = self.box_buffer.match(stamp, cfg.boxes_stamp_tolerance, cfg.boxes_wait)
+        unmatched = self.box_buffer.unmatched
+        if unmatched > self._unmatched_warned:
+            self._unmatched_warned = unmatched
+            self.throttle.warn("boxes_unmatched", (
+                f"{unmatched} person box message(s) so far matched no frame: their stamps must be "
+                f"their image's (within boxes_stamp_tolerance, {cfg.boxes_stamp_tolerance} s)"))
         if found is None:
             return None, None  # no boxes for this frame: follow the people already seen
         boxes, scores, dropped = sanitize_boxes(found[0], found[1], width, height)

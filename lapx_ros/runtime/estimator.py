@@ -62,6 +62,8 @@ class PipelineConfig:
 def sanitize_boxes(boxes, scores, width: int, height: int):
     """Drop NaN, degenerate and off-image boxes; clip the rest to the image.
 
+    A box whose max corner lies before its min corner is degenerate too: the sender
+    mixed up its fields, so no guess at what it meant is made.
     Returns (boxes (M, 4), scores (M,), number dropped).
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -70,9 +72,6 @@ def sanitize_boxes(boxes, scores, width: int, height: int):
         scores = np.ones(len(boxes))
     finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
     boxes, scores = boxes[finite], scores[finite]
-    # Accept (x1, y1) < (x0, y0) by sorting corners, then clip.
-    boxes = np.column_stack([np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3]),
-                             np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])])
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
     ok = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_SIDE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_SIDE)

@@ -14,6 +14,14 @@ import numpy as np
 MAX_REASONS = 16
 
 
+def reason_kind(reason: str) -> str:
+    """A drop reason without its details (quoted values, numbers, anything after ':', ';'
+    or '('): "image too large: 7680x4320 > ..." -> "image too large", so that drops are
+    counted, and their warnings rate-limited, per kind of problem."""
+    head = re.split(r"[:;(]", re.sub(r"'[^']*'|\"[^\"]*\"", "", reason), maxsplit=1)[0]
+    return " ".join(re.sub(r"\d[\d.]*", "N", head).split())
+
+
 class FrameGate:
     """Refuses frames whose stamps go backwards or lie far in the future.
 
@@ -143,15 +151,16 @@ class PipelineStats:
         with self.lock:
             self.total_stale += 1
 
-    def invalid(self, reason: str) -> None:
+    def invalid(self, reason: str) -> str:
+        """Count a dropped frame; returns the kind it was counted under."""
         with self.lock:
             self.total_invalid += 1
-            # Group by the reason's first two words without numbers, and keep the table
-            # small whatever a sender puts in its messages.
-            kind = re.sub(r"\d[\d.]*", "N", " ".join(reason.split()[:2]))
+            # Keep the table small whatever a sender puts in its messages.
+            kind = reason_kind(reason)
             if kind not in self.invalid_reasons and len(self.invalid_reasons) >= MAX_REASONS:
                 kind = "other"
             self.invalid_reasons[kind] += 1
+            return kind
 
     def invalid_boxes(self, count: int) -> None:
         with self.lock:

@@ -45,7 +45,8 @@ def test_auto_prefers_openvino(tiny):
 @pytest.mark.parametrize("kwargs, problem", [
     (dict(with_metadata=False), "no 'lapx_ros' metadata"),
     (dict(metadata_joints=5), "output dim 1 is 16, expected 5"),
-    (dict(output_rank=3), "rank 3"),
+    (dict(output_rank=3), "output has rank 3"),
+    (dict(input_rank=3), "input has rank 3"),
 ])
 def test_inconsistent_models_refused(tmp_path, kwargs, problem, backend):
     path = build_model(tmp_path / "bad.onnx", **kwargs)

@@ -14,17 +14,27 @@ from lapx_ros.metadata import METADATA_KEY, ModelMetadata
 
 
 def build_model(path, input_size=(64, 64), num_joints=16, metadata_joints=None,
-                with_metadata=True, output_rank=4, nan_output=False, seed=0):
-    """Write a conv/avgpool model: image (N,3,H,W) -> heatmaps (N,K,H/4,W/4)."""
+                with_metadata=True, output_rank=4, input_rank=4, nan_output=False, seed=0):
+    """Write a conv/avgpool model: image (N,3,H,W) -> heatmaps (N,K,H/4,W/4).
+
+    ``input_rank=3`` takes the image flattened, (N,3,H*W): a model that runs but not on
+    the (N,3,H,W) crops its metadata promises.
+    """
     h, w = input_size
     rng = np.random.default_rng(seed)
     weight = numpy_helper.from_array(rng.normal(0, 0.5, (num_joints, 3, 1, 1)).astype(np.float32), "w")
-    nodes = [
-        helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+    inits = [weight]
+    nodes = []
+    in_shape, pixels = ["N", 3, h, w], "image"
+    if input_rank == 3:
+        inits.append(numpy_helper.from_array(np.array([0, 3, h, w], np.int64), "shape4"))
+        nodes.append(helper.make_node("Reshape", ["image", "shape4"], ["unflattened"]))
+        in_shape, pixels = ["N", 3, h * w], "unflattened"
+    nodes += [
+        helper.make_node("AveragePool", [pixels], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
         helper.make_node("Conv", ["pooled", "w"], ["logits"]),
         helper.make_node("Sigmoid", ["logits"], ["maps"]),
     ]
-    inits = [weight]
     last = "maps"
     if nan_output:
         # log(-1) = NaN everywhere: a model whose weights were corrupted.
@@ -40,7 +50,7 @@ def build_model(path, input_size=(64, 64), num_joints=16, metadata_joints=None,
     nodes.append(helper.make_node("Identity", [last], ["heatmaps"]))
     graph = helper.make_graph(
         nodes, "tiny_pose",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, h, w])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, in_shape)],
         [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, out_shape)],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -101,6 +101,16 @@ def test_box_buffer_matches_by_stamp_and_counts_unmatched():
     assert buf.unmatched == 1
 
 
+def test_box_buffer_restart_keeps_the_new_timeline_only():
+    buf = BoxBuffer(max_age=1.0)
+    buf.add(50.0, [[0, 0, 10, 10]], [0.9])  # the old timeline (a bag looped back to 10 s)
+    buf.add(10.0, [[1, 1, 9, 9]], [0.8])  # sent just before the restarting frame
+    buf.restart(10.0)
+    assert buf.unmatched == 1
+    assert buf.match(10.0, tolerance=0.001)[0].tolist() == [[1, 1, 9, 9]]
+    assert buf.match(50.0, tolerance=0.001) is None
+
+
 def test_box_buffer_waits_for_late_boxes():
     buf = BoxBuffer()
     threading.Timer(0.05, lambda: buf.add(2.0, [[0, 0, 9, 9]], [1.0])).start()

@@ -324,7 +324,7 @@ class PoseNode(LifecycleNode):
         if restarted:
             self.get_logger().info("input restarted (stamps jumped back or a long gap): tracking reset")
             self.pipeline.reset()
-            self.box_buffer.clear()
+            self.box_buffer.restart(stamp)
         try:
             frame = (compressed_to_bgr(msg, cfg.max_image_pixels) if compressed
                      else image_to_bgr(msg, cfg.max_image_pixels))

@@ -115,9 +115,13 @@ class BoxBuffer:
             item.used = True
             return item.boxes, item.scores
 
-    def clear(self) -> None:
+    def restart(self, stamp: float) -> None:
+        """After the input restarted at a frame stamped ``stamp``: forget the boxes of the
+        old timeline (counted when never used) but keep those sent just before this frame."""
         with self._cond:
-            self._items.clear()
+            kept = collections.deque(item for item in self._items if abs(item.stamp - stamp) <= self.max_age)
+            self.unmatched += sum(not item.used for item in self._items if item not in kept)
+            self._items = kept
 
 
 class PipelineStats:

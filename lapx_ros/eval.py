@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="OpenVINO precision, as the node's parameter (auto: bf16 where the CPU has it)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--json-out", metavar="FILE", help="also write the JSON object to FILE")
     p.add_argument("--vis", metavar="DIR", help="write PNGs of the predictions on the first images here")
     p.add_argument("--vis-count", type=int, default=8, help="how many images --vis draws")
     return p
@@ -189,6 +190,8 @@ def main(argv=None) -> int:
     if args.vis:
         written = write_samples(args.vis, vis_samples(mode, args, data, infer, meta), meta.skeleton)
         print(f"lapx-eval: {len(written)} images drawn in {Path(args.vis)}", file=sys.stderr)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result) + "\n")
     if args.json:
         print(json.dumps(result))
         return 0

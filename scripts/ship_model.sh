@@ -12,9 +12,9 @@ LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
 PY=.venv/bin/python
 
 $PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}"
-# The node's default path (backend auto, precision auto) and ONNX Runtime fp32, full split.
-$PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 --json \
-  > "models/$NAME.eval.json"
+# The node's default path (backend auto, precision auto): figures, per-joint table, pictures.
+$PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 \
+  --json-out "models/$NAME.eval.json" --vis docs/model/samples --vis-count 12 > docs/model/per_joint.txt
 # The fixed sample whose figure test/test_shipped_model.py holds the model to.
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9100 --json \
   > "models/$NAME.eval_sample.json"
@@ -22,7 +22,5 @@ $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 -
   --backend onnxruntime > "docs/model/eval_onnxruntime_fp32.json"
 $PY -m lapx_ros.eval --model "$CKPT" "${LSP[@]}" --range 9001-9500 --json \
   > "docs/model/eval_pytorch.json"
-$PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 --vis docs/model/samples \
-  --vis-count 12 > docs/model/per_joint.txt
 cp training/default/curves.png training/default/log.csv docs/model/
 echo "shipped models/$NAME.onnx; figures in models/$NAME.eval.json and docs/model/"

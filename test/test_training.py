@@ -75,8 +75,10 @@ def test_train_resume_export_eval_info_end_to_end(tmp_path, lsp, capsys):
         results[model_file.suffix] = json.loads(capsys.readouterr().out)
     assert results[".pt"]["images"] == 4 and 0 <= results[".pt"]["pckh"] <= 1
     assert abs(results[".pt"]["pckh"] - results[".onnx"]["pckh"]) <= 0.01
-    assert eval_cli.main(["--model", str(onnx_path), "--range", "9001-9004", "--json", "--label-boxes"] + lsp) == 0
+    assert eval_cli.main(["--model", str(onnx_path), "--range", "9001-9004", "--json", "--label-boxes",
+                          "--json-out", str(tmp_path / "boxed.json")] + lsp) == 0
     boxed = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "boxed.json").read_text()) == boxed
     assert boxed["label_boxes"] and not results[".onnx"]["label_boxes"] and 0 <= boxed["pckh"] <= 1
     assert eval_cli.main(["--model", str(out / "last.pt"), "--range", "9001-9004", "--json", "--stage", "1"] + lsp) == 0
     first_stage = json.loads(capsys.readouterr().out)

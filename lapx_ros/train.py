@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode", choices=("argmax", "quarter", "dark"), default="dark")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the forward pass (about 1.5x faster on CPUs with "
-                        "AVX-512 BF16 or AMX; batch norm and the loss stay float32)")
+                        "AVX-512 BF16 or AMX; weights, batch-norm statistics and the loss stay float32)")
     return p
 
 

@@ -15,6 +15,8 @@ OUT=runs/levers/$NAME
 START=${LEVER_START:-runs/levers/start.pt}
 THREADS=${LEVER_THREADS:-1}
 [ -f "$START" ] || { echo "no starting weights at $START" >&2; exit 1; }
+# train_default.sh would resume an existing run: a lever must start from START every time
+[ ! -e "$OUT/last.pt" ] || { echo "$OUT already ran: remove it to run the lever again" >&2; exit 1; }
 LAPX_RUN_DIR=$OUT scripts/train_default.sh --init-weights "$START" --warmup-epochs 0.05 \
   --max-batches "${LEVER_BATCHES:-120}" --threads "$THREADS" "$@"
 LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat" --range 9001-9200)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO / "test"))
 
 import bench_tools as bt  # noqa: E402
 from pose_client import node_command  # noqa: E402
-from run import OTHER_LOAD_LIMIT, Proc, backend_line, log, ros_env, shown  # noqa: E402
+from run import OTHER_LOAD_LIMIT, Proc, backend_line, fmt, log, ros_env, shown  # noqa: E402
 
 RESULTS_JSON = "reliability_results.json"
 RESULTS_MD = "RELIABILITY.md"
@@ -366,12 +366,6 @@ def plot_rss(result: dict, path: Path) -> None:
 
 
 # ----------------------------------------------------------------- results
-def fmt(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def render_load(section: dict) -> list[str]:
     s = section["settings"]
     lines = ["## Load: more frames than the node can process", "",

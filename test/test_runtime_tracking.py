@@ -104,9 +104,10 @@ def test_box_buffer_matches_by_stamp_and_counts_unmatched():
 def test_box_buffer_restart_keeps_the_new_timeline_only():
     buf = BoxBuffer(max_age=1.0)
     buf.add(50.0, [[0, 0, 10, 10]], [0.9])  # the old timeline (a bag looped back to 10 s)
+    buf.add(50.0, [[2, 2, 8, 8]], [0.7])  # a second message with the same stamp
     buf.add(10.0, [[1, 1, 9, 9]], [0.8])  # sent just before the restarting frame
     buf.restart(10.0)
-    assert buf.unmatched == 1
+    assert buf.unmatched == 2
     assert buf.match(10.0, tolerance=0.001)[0].tolist() == [[1, 1, 9, 9]]
     assert buf.match(50.0, tolerance=0.001) is None
 

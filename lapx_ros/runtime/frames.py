@@ -119,8 +119,12 @@ class BoxBuffer:
         """After the input restarted at a frame stamped ``stamp``: forget the boxes of the
         old timeline (counted when never used) but keep those sent just before this frame."""
         with self._cond:
-            kept = collections.deque(item for item in self._items if abs(item.stamp - stamp) <= self.max_age)
-            self.unmatched += sum(not item.used for item in self._items if item not in kept)
+            kept = collections.deque()
+            for item in self._items:
+                if abs(item.stamp - stamp) <= self.max_age:
+                    kept.append(item)
+                elif not item.used:
+                    self.unmatched += 1
             self._items = kept
 
 

@@ -115,6 +115,36 @@ def test_single_mode_reports_nobody_below_threshold():
     assert pipe.process(frame_with_person(200, 120), 0.0) == []
 
 
+def test_single_mode_searches_every_search_interval_frames_while_nobody_is_followed():
+    engine, pipe = pipeline(person_threshold=0.95, search_interval=3)
+    calls = []
+    for k in range(7):
+        engine.batches.clear()
+        assert pipe.process(frame_with_person(200, 120), 0.1 * k) == []
+        calls.append(len(engine.batches))
+    assert calls == [2, 1, 1, 2, 1, 1, 2]  # a search (two passes), then one crop per frame
+
+
+def test_single_mode_crops_where_the_last_search_looked():
+    engine, pipe = pipeline(person_threshold=0.95, search_interval=5)
+    pipe.process(frame_with_person(200, 120), 0.0)
+    pipe.config.person_threshold = 0.5
+    engine.batches.clear()
+    poses = pipe.process(frame_with_person(205, 120), 0.1)  # reported from the one crop
+    assert engine.batches == [1] and len(poses) == 1
+    assert np.abs(poses[0].keypoints - (FIGURE + (205, 120))).max() < 8
+    engine.batches.clear()
+    pipe.process(frame_with_person(210, 120), 0.2)
+    assert engine.batches == [1]  # followed now
+
+
+def test_single_mode_search_interval_1_searches_every_frame_without_a_person():
+    engine, pipe = pipeline(person_threshold=0.95, search_interval=1)
+    for k in range(3):
+        pipe.process(frame_with_person(200, 120), 0.1 * k)
+    assert engine.batches == [1, 1] * 3
+
+
 def test_boxes_mode_batches_given_boxes_and_keeps_ids():
     engine, pipe = pipeline(mode="boxes")
     frame = frame_with_person(80, 120) + frame_with_person(240, 120)

@@ -49,7 +49,8 @@ WARN_PERIOD = 5.0  # seconds between repeats of the same kind of warning
 def pipeline_config(cfg: params.NodeConfig) -> PipelineConfig:
     return PipelineConfig(
         mode=cfg.mode, max_people=cfg.max_people, keypoint_threshold=cfg.keypoint_threshold,
-        person_threshold=cfg.person_threshold, box_padding=cfg.box_padding, decode=cfg.decode,
+        person_threshold=cfg.person_threshold, search_interval=cfg.search_interval,
+        box_padding=cfg.box_padding, decode=cfg.decode,
         detector_interval=cfg.detector_interval, track_match_threshold=cfg.track_match_threshold,
         track_max_missed=cfg.track_max_missed, smoothing=cfg.smoothing,
         smoothing_params=OneEuroParams(cfg.smoothing_min_cutoff, cfg.smoothing_beta,

@@ -45,6 +45,7 @@ class NodeConfig:
     # keypoints
     keypoint_threshold: float = 0.2
     person_threshold: float = 0.3
+    search_interval: int = 5
     box_padding: float = 1.25
     decode: str = "dark"
     track_match_threshold: float = 0.3
@@ -142,6 +143,9 @@ _SPECS = (
               runtime=True, min=0.0, max=1.0),
     ParamSpec("person_threshold", "mean joint confidence below which nobody is reported (and searched again)",
               runtime=True, min=0.0, max=1.0),
+    ParamSpec("search_interval", "mode single: while nobody is followed, frames between whole-frame searches "
+                                 "(two network calls); frames between crop where the last search looked. "
+                                 "1 = search every such frame", runtime=True, min=1, max=1000),
     ParamSpec("box_padding", "context kept around a person box when cropping", runtime=True,
               min=1.0, max=3.0),
     ParamSpec("decode", "heatmap peak decoding", runtime=True, choices=DECODE_METHODS),

@@ -5,7 +5,9 @@ regions to look at, frame after frame:
 
 - ``single``: the whole frame, then a crop around the keypoints found (two passes);
   on later frames the crop follows the previous keypoints, and the whole frame is
-  searched again when the person's confidence falls;
+  searched again when the person's confidence falls. While nobody is followed, the
+  search runs every ``search_interval`` frames and the frames between crop where the
+  last look found its joints (one network call instead of two);
 - ``boxes``: person boxes from outside (another node), followed by keypoints on frames
   that bring no boxes;
 - ``detector``: the built-in detector every ``detector_interval`` frames, on a thread
@@ -50,6 +52,7 @@ class PipelineConfig:
     max_people: int = 5
     keypoint_threshold: float = 0.2  # a joint below it counts as not seen
     person_threshold: float = 0.3  # mean confidence below it: nobody there (re-search)
+    search_interval: int = 5  # frames between whole-frame searches while nobody is followed
     box_padding: float = 1.25  # context around a person box
     decode: str = "dark"
     detector_interval: int = 5  # frames between detector runs
@@ -117,6 +120,8 @@ class PosePipeline:
         self.tracker = Tracker()
         self.smoother = PoseSmoother(self.config.smoothing_params)
         self._previous: list[Pose] = []
+        self._unconfirmed: Pose | None = None  # single mode: the last look, below threshold
+        self._frames_since_search = 0
         self._frame_index = 0
         self._last_submit = None
         self._frame_shape = None
@@ -124,6 +129,7 @@ class PosePipeline:
     def reset(self) -> None:
         """Forget people (camera restart, resolution change)."""
         self._previous = []
+        self._unconfirmed = None
         self._last_submit = None
         if self.detector is not None:
             self.detector.take()  # a detection from before the reset is stale
@@ -183,11 +189,33 @@ class PosePipeline:
         return [p.box for p in self._previous]
 
     def _single(self, frame):
+        """Follow the previous frame's person, or search the whole frame at once when
+        that person is lost. While nobody is followed, search only every
+        ``search_interval`` frames and look where the last unconfirmed pose lay in
+        between: its joints are the search's second pass carried to the next frame."""
+        cfg = self.config
+        self._frames_since_search += 1
         if self._previous:
-            poses = self._estimate(frame, self._follow_boxes()[:1], self.config.box_padding)
-            if poses and poses[0].score >= self.config.person_threshold:
+            poses = self._estimate(frame, self._follow_boxes()[:1], cfg.box_padding)
+            if poses and poses[0].score >= cfg.person_threshold:
                 return poses
-        return self._search_whole_frame(frame)
+        elif self._unconfirmed is not None and self._frames_since_search < cfg.search_interval:
+            poses = self._estimate(frame, [self._unconfirmed.box], cfg.box_padding)
+            self._remember_unconfirmed(poses[0])
+            return poses
+        poses = self._search_whole_frame(frame)
+        self._frames_since_search = 0
+        self._remember_unconfirmed(poses[0])
+        return poses
+
+    def _remember_unconfirmed(self, pose: Pose) -> None:
+        """Keep a pose below ``person_threshold`` as the next frame's crop, boxed by all its
+        joints like the search's second pass; a reported pose is followed instead."""
+        if pose.score >= self.config.person_threshold:
+            self._unconfirmed = None
+            return
+        box = keypoints_to_box(pose.keypoints, np.ones(len(pose.keypoints), bool))
+        self._unconfirmed = Pose(pose.keypoints, pose.confidences, np.asarray(box, np.float64), pose.score)
 
     def _search_whole_frame(self, frame):
         """Two passes, exactly as offline evaluation: the whole frame, then a crop

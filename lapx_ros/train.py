@@ -26,6 +26,7 @@ from lapx_ros.data.coco import load_coco_people, load_coco_records
 from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import PoseRecord, load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
+from lapx_ros.data.teacher import attach_teacher, load_teacher_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
 from lapx_ros.evaluation import evaluate_coco, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
 from lapx_ros.layouts import COCO_17, MPII_16, JointLayout
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default 0.2 on LSP (teaches two-pass inference); 0 on COCO/MPII, whose "
                         "images hold several people and which are scored on person boxes")
     p.add_argument("--rotation", type=float, default=30.0, help="rotation sigma in degrees")
+    p.add_argument("--teacher-landmarks",
+                   help="LSP: MediaPipe Pose landmarks of the images (mediapipe_heavy_landmarks.npz), "
+                        "a second heatmap target for the 12 limb joints (distillation)")
+    p.add_argument("--teacher-weight", type=float, default=0.5,
+                   help="weight of the teacher's heatmap loss beside the labels' (with --teacher-landmarks)")
     p.add_argument("--nonlocal-freeze-epochs", type=float, default=2.0,
                    help="non-local blocks stay off (gamma 0, frozen) for this long")
     p.add_argument("--nonlocal-ramp-epochs", type=float, default=3.0,
@@ -183,7 +189,10 @@ class DataSource:
 
 
 def lsp_source(args) -> DataSource:
-    train = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.train_range))
+    first, last = parse_range(args.train_range)
+    train = load_lsp_records(args.lsp_images, args.lsp_joints, (first, last))
+    if args.teacher_landmarks:
+        train = attach_teacher(train, first, load_teacher_joints(args.teacher_landmarks))
     val = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
     if args.val_limit:
         val = val[: args.val_limit]
@@ -252,6 +261,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     source_key = source_name(args, parser)
+    if args.teacher_landmarks and source_key != "lsp":
+        parser.error("--teacher-landmarks holds landmarks of the LSPET images: train on --lsp-images")
     if args.whole_image_prob is None:
         args.whole_image_prob = 0.2 if source_key == "lsp" else 0.0
     torch.set_num_threads(args.threads)
@@ -308,10 +319,12 @@ def main(argv=None) -> int:
                 group["lr"] = schedule(progress)
             nonlocal_schedule.set_gamma(progress)
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
-            x, targets, weights = (torch.stack(t) for t in zip(*items))
+            x, targets, weights, *teacher = (torch.stack(t) for t in zip(*items))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                outputs = model(x.contiguous(memory_format=torch.channels_last))
-            loss = heatmap_loss([o.float() for o in outputs], targets, weights)
+                outputs = [o.float() for o in model(x.contiguous(memory_format=torch.channels_last))]
+            loss = heatmap_loss(outputs, targets, weights)
+            if teacher:
+                loss = loss + args.teacher_weight * heatmap_loss(outputs, *teacher)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch "
                                          f"{batch_index}; {out / 'last.pt'} keeps the last saved state")

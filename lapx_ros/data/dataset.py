@@ -10,7 +10,8 @@ from lapx_ros.data.transforms import TopDownTransform, normalize, read_rgb
 
 
 class PoseDataset(Dataset):
-    """Yields (input tensor, heatmap targets, joint weights) for each record.
+    """Yields (input tensor, heatmap targets, joint weights) for each record, followed by
+    the teacher's targets and weights when the records carry teacher joints.
 
     Images are small (LSPET: under 700 px), so all of them fit in memory after their
     first decoding; this keeps JPEG decoding out of every epoch after the first.
@@ -42,6 +43,6 @@ class PoseDataset(Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         record = self.records[index]
-        crop, targets, weights = self.transform(self.image(index), record.joints, rng, record.box)
+        crop, *targets = self.transform(self.image(index), record.joints, rng, record.box, record.teacher)
         x = normalize(crop[None], self.mean, self.std)[0]
-        return torch.from_numpy(x), torch.from_numpy(targets), torch.from_numpy(weights)
+        return (torch.from_numpy(x),) + tuple(torch.from_numpy(t) for t in targets)

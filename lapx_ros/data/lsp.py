@@ -16,11 +16,13 @@ class PoseRecord:
 
     ``box`` (x0, y0, x1, y1) is the person's labelled box where the dataset has one
     (COCO, MPII): crops and box-based evaluation use it instead of the joints' extent.
+    ``teacher`` (K, 3) = x, y, weight: another model's joints, a second training target.
     """
 
     image_path: Path
     joints: np.ndarray
     box: tuple[float, float, float, float] | None = None
+    teacher: np.ndarray | None = None
 
 
 def load_lsp_joints(joints_file) -> np.ndarray:

@@ -80,21 +80,32 @@ class TopDownTransform:
                                      2 * aug.rotation_sigma))
         return center, size, rotation
 
-    def __call__(self, image_rgb: np.ndarray, joints: np.ndarray, rng: np.random.Generator, box=None):
+    def __call__(self, image_rgb: np.ndarray, joints: np.ndarray, rng: np.random.Generator, box=None,
+                 teacher: np.ndarray | None = None):
+        """(crop, targets, weights), and the ``teacher`` joints' targets and weights after
+        them when given: both sets of joints go through the same crop and flip."""
         center, size, rotation = self.region(image_rgb.shape, joints, rng, box)
         matrix = crop_transform(center, size, (self.input_w, self.input_h), rotation)
         crop = warp_crop(image_rgb, matrix, (self.input_w, self.input_h))
-        points = apply_affine(joints[:, :2], matrix)
-        weights = (joints[:, 2] > 0).astype(np.float32)
-        if rng.random() < self.augment.flip_prob:
+        flip = rng.random() < self.augment.flip_prob
+        if flip:
             crop = crop[:, ::-1]
-            points[:, 0] = self.input_w - 1 - points[:, 0]
-            points, weights = points[self.flip_perm], weights[self.flip_perm]
         if self.augment.color_jitter:
             crop = color_jitter(crop, self.augment.color_jitter, rng)
+        encoded = self._encode(joints, matrix, flip)
+        if teacher is not None:
+            encoded += self._encode(teacher, matrix, flip)
+        return (np.ascontiguousarray(crop),) + encoded
+
+    def _encode(self, joints: np.ndarray, matrix: np.ndarray, flip: bool):
+        """Heatmap targets and weights of ``joints`` (K, 3) in the crop ``matrix`` makes."""
+        points = apply_affine(joints[:, :2], matrix)
+        weights = (joints[:, 2] > 0).astype(np.float32)
+        if flip:
+            points[:, 0] = self.input_w - 1 - points[:, 0]
+            points, weights = points[self.flip_perm], weights[self.flip_perm]
         heatmap_size = (self.input_w // self.stride, self.input_h // self.stride)
-        targets, weights = encode(to_heatmap_coords(points, self.stride), weights, heatmap_size, self.sigma)
-        return np.ascontiguousarray(crop), targets, weights
+        return encode(to_heatmap_coords(points, self.stride), weights, heatmap_size, self.sigma)
 
 
 def color_jitter(crop: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:

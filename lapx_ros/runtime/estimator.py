@@ -120,7 +120,7 @@ class PosePipeline:
         self.tracker = Tracker()
         self.smoother = PoseSmoother(self.config.smoothing_params)
         self._previous: list[Pose] = []
-        self._unconfirmed: Pose | None = None  # single mode: the last look, below threshold
+        self._unconfirmed_box = None  # single mode: where the last look, below threshold, lay
         self._frames_since_search = 0
         self._frame_index = 0
         self._last_submit = None
@@ -129,7 +129,7 @@ class PosePipeline:
     def reset(self) -> None:
         """Forget people (camera restart, resolution change)."""
         self._previous = []
-        self._unconfirmed = None
+        self._unconfirmed_box = None
         self._last_submit = None
         if self.detector is not None:
             self.detector.take()  # a detection from before the reset is stale
@@ -199,8 +199,8 @@ class PosePipeline:
             poses = self._estimate(frame, self._follow_boxes()[:1], cfg.box_padding)
             if poses and poses[0].score >= cfg.person_threshold:
                 return poses
-        elif self._unconfirmed is not None and self._frames_since_search < cfg.search_interval:
-            poses = self._estimate(frame, [self._unconfirmed.box], cfg.box_padding)
+        elif self._unconfirmed_box is not None and self._frames_since_search < cfg.search_interval:
+            poses = self._estimate(frame, [self._unconfirmed_box], cfg.box_padding)
             self._remember_unconfirmed(poses[0])
             return poses
         poses = self._search_whole_frame(frame)
@@ -209,13 +209,10 @@ class PosePipeline:
         return poses
 
     def _remember_unconfirmed(self, pose: Pose) -> None:
-        """Keep a pose below ``person_threshold`` as the next frame's crop, boxed by all its
-        joints like the search's second pass; a reported pose is followed instead."""
-        if pose.score >= self.config.person_threshold:
-            self._unconfirmed = None
-            return
-        box = keypoints_to_box(pose.keypoints, np.ones(len(pose.keypoints), bool))
-        self._unconfirmed = Pose(pose.keypoints, pose.confidences, np.asarray(box, np.float64), pose.score)
+        """Keep where a pose below ``person_threshold`` lay as the next frame's crop, boxed
+        by all its joints like the search's second pass; a reported pose is followed instead."""
+        box = None if pose.score >= self.config.person_threshold else keypoints_to_box(pose.keypoints)
+        self._unconfirmed_box = None if box is None else np.asarray(box, np.float64)
 
     def _search_whole_frame(self, frame):
         """Two passes, exactly as offline evaluation: the whole frame, then a crop

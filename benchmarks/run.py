@@ -642,7 +642,7 @@ def render_markdown(out: dict) -> str:
         if mp:
             lines.append(f"| MediaPipe Pose full {mp.get('version')} | {fmt(mp.get('1_person', {}).get('ms_p50'), 2)} | "
                          f"{fmt(mp.get('1_person', {}).get('ms_p95'), 2)} | – | {fmt(mp.get('3_persons', {}).get('ms_p50'), 2)} | "
-                         f"– | {fmt(mp.get('3_persons', {}).get('ms_p95'), 2)} | – |")
+                         f"{fmt(mp.get('3_persons', {}).get('ms_p95'), 2)} | – |")
             lines.append("")
             lines.append(f"MediaPipe found a person in {mp.get('found_fraction')} of the frames.")
         lines.append("")

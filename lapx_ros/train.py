@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init-weights", help="start from this checkpoint's network weights (same "
-                                          "configuration) with a fresh optimiser and schedule")
+                                          "configuration) with a fresh optimiser and learning-rate schedule; "
+                                          "the non-local blocks keep their learnt gamma")
     p.add_argument("--input-size", type=parse_size, default=(128, 128), help="W or WxH")
     p.add_argument("--stages", type=int, default=3)
     p.add_argument("--channels", type=int, default=208)
@@ -275,12 +276,14 @@ def main(argv=None) -> int:
     model = LapxNet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     epoch, batch_index, best, history = 0, 0, -1.0, []
+    from_weights = bool(args.init_weights)
     if args.resume:
         state = load_checkpoint(out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, batch_index = state["epoch"], state["batch_index"]
         best, history = state["best_pckh"], state["history"]
+        from_weights = from_weights or bool(json.loads(state["args"]).get("init_weights"))
         print(f"resumed {out / 'last.pt'} at epoch {epoch}, batch {batch_index}", file=sys.stderr)
     else:
         if args.init_weights:
@@ -293,8 +296,9 @@ def main(argv=None) -> int:
     train_set = PoseDataset(source.train, transform, meta.mean, meta.std, seed=args.seed)
 
     schedule = LrSchedule(args)
-    nonlocal_schedule = NonLocalSchedule(model, args.nonlocal_freeze_epochs,
-                                         args.nonlocal_ramp_epochs, args.nonlocal_gamma)
+    # Weights from a checkpoint have learnt their gamma: freezing the blocks again would zero it.
+    freeze, ramp = (0.0, 0.0) if from_weights else (args.nonlocal_freeze_epochs, args.nonlocal_ramp_epochs)
+    nonlocal_schedule = NonLocalSchedule(model, freeze, ramp, args.nonlocal_gamma)
     batches_per_epoch = len(train_set) // args.batch_size
     started = time.monotonic()
     last_save = started

@@ -2,11 +2,15 @@
 # Ships a training checkpoint as the default model: exports it to models/ (verified
 # against PyTorch), scores the exported file on the LSPET validation split through the
 # node's default engine, and writes the figures the model card and the tests read.
-#   usage: scripts/ship_model.sh [CHECKPOINT]   (default: training/default/best.pt)
+#   usage: scripts/ship_model.sh [CHECKPOINT]
+#   (default: the best checkpoint of the last stage scripts/train_default.sh ran)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
-CKPT=${1:-training/default/best.pt}
+RUN=training/default
+DEFAULT=$RUN/best.pt
+[ -f "$RUN/stage2/best.pt" ] && DEFAULT=$RUN/stage2/best.pt
+CKPT=${1:-$DEFAULT}
 NAME=lapx_mpii16
 LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
 PY=.venv/bin/python
@@ -22,5 +26,20 @@ $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 -
   --backend onnxruntime > "docs/model/eval_onnxruntime_fp32.json"
 $PY -m lapx_ros.eval --model "$CKPT" "${LSP[@]}" --range 9001-9500 --json \
   > "docs/model/eval_pytorch.json"
-cp training/default/curves.png training/default/log.csv docs/model/
+# The learning curve of both stages, stage 2's epochs numbered on from stage 1's.
+$PY - "$RUN" <<'PY'
+import csv, sys
+from pathlib import Path
+from lapx_ros.train import write_curves
+run, rows = Path(sys.argv[1]), []
+for stage, log in enumerate((run / "log.csv", run / "stage2" / "log.csv"), 1):
+    offset = rows[-1]["epoch"] if rows else 0
+    for r in csv.DictReader(log.open()) if log.exists() else ():
+        rows.append({"stage": stage, **{k: float(v) for k, v in r.items()}, "epoch": int(r["epoch"]) + offset})
+with open("docs/model/log.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+write_curves(rows, Path("docs/model/curves.png"))
+PY
 echo "shipped models/$NAME.onnx; figures in models/$NAME.eval.json and docs/model/"

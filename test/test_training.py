@@ -177,6 +177,22 @@ def test_lsp_joints_orientations_and_bad_files(tmp_path):
         load_lsp_joints(tmp_path / "other.mat")
 
 
+def test_init_weights_keep_the_learnt_nonlocal_gamma(tmp_path, lsp):
+    """A second cycle from trained weights must not rerun the freeze that zeroes gamma."""
+    common = lsp + TINY + ["--train-range", "1-16", "--val-range", "9001-9002"]
+    start = tmp_path / "start"  # gamma ramps towards 0.3 over the first epoch: about 0.15 at its end
+    assert train_cli.main(common + ["--out", str(start), "--epochs", "2", "--nonlocal-freeze-epochs", "0",
+                                    "--nonlocal-ramp-epochs", "1", "--nonlocal-gamma", "0.3"]) == 0
+    gammas = [k for k in load_checkpoint(start / "last.pt")["model"] if k.endswith("gamma")]
+    assert gammas
+    second = tmp_path / "second"  # the default schedule would freeze the blocks for 2 epochs
+    assert train_cli.main(common + ["--out", str(second), "--epochs", "1", "--max-batches", "1",
+                                    "--init-weights", str(start / "last.pt")]) == 0
+    assert train_cli.main(common + ["--out", str(second), "--epochs", "1", "--resume"]) == 0
+    weights = load_checkpoint(second / "last.pt")["model"]
+    assert all(abs(weights[k].item()) > 0.1 for k in gammas), {k: weights[k].item() for k in gammas}
+
+
 def test_nonlocal_schedule_freezes_then_ramps_then_learns():
     torch.manual_seed(0)
     model = LapxNet(LapxConfig(num_stages=1, channels=16, hourglass_depth=2, nonlocal_stages=(1,)))

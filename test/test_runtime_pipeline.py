@@ -145,6 +145,19 @@ def test_single_mode_search_interval_1_searches_every_frame_without_a_person():
     assert engine.batches == [1, 1] * 3
 
 
+def test_flip_test_runs_every_crop_mirrored_too_and_switches_at_run_time():
+    engine, pipe = pipeline()
+    pipe.process(frame_with_person(200, 120), 0.0)
+    engine.batches.clear()
+    pipe.config.flip_test = True
+    pipe.process(frame_with_person(202, 120), 0.1)
+    assert engine.batches == [1, 1]  # the followed crop, then its mirror image
+    engine.batches.clear()
+    pipe.config.flip_test = False
+    pipe.process(frame_with_person(204, 120), 0.2)
+    assert engine.batches == [1]
+
+
 def test_boxes_mode_batches_given_boxes_and_keeps_ids():
     engine, pipe = pipeline(mode="boxes")
     frame = frame_with_person(80, 120) + frame_with_person(240, 120)

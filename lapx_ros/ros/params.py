@@ -48,6 +48,7 @@ class NodeConfig:
     search_interval: int = 5
     box_padding: float = 1.25
     decode: str = "dark"
+    flip_test: bool = False
     track_match_threshold: float = 0.3
     track_max_missed: int = 15
     smoothing: bool = False
@@ -149,6 +150,8 @@ _SPECS = (
     ParamSpec("box_padding", "context kept around a person box when cropping", runtime=True,
               min=1.0, max=3.0),
     ParamSpec("decode", "heatmap peak decoding", runtime=True, choices=DECODE_METHODS),
+    ParamSpec("flip_test", "also run each crop mirrored and average the heatmaps: more accurate "
+                           "(MODEL.md), twice the network calls", runtime=True),
     ParamSpec("track_match_threshold", "box IoU / keypoint similarity needed to keep a track id",
               runtime=True, min=0.0, max=1.0),
     ParamSpec("track_max_missed", "frames a person may be unseen and keep the id", runtime=True,

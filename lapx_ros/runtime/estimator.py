@@ -55,6 +55,7 @@ class PipelineConfig:
     search_interval: int = 5  # frames between whole-frame searches while nobody is followed
     box_padding: float = 1.25  # context around a person box
     decode: str = "dark"
+    flip_test: bool = False  # average with the mirrored crop: more accurate, twice the network calls
     detector_interval: int = 5  # frames between detector runs
     track_match_threshold: float = 0.3
     track_max_missed: int = 15
@@ -171,6 +172,7 @@ class PosePipeline:
         self.tracker.match_threshold = cfg.track_match_threshold
         self.tracker.max_missed = cfg.track_max_missed
         self.tracker.keypoint_threshold = cfg.keypoint_threshold
+        self.estimator.predictor.flip_test = cfg.flip_test
         p = cfg.smoothing_params  # copied into the smoother's shared params: live filters follow
         self.smoother.set_params(p.min_cutoff, p.beta, p.d_cutoff)
 

@@ -18,7 +18,7 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
   --sigma 1.5 --whole-image-prob 0.2 --nonlocal-gamma 0.2
   --bf16 --checkpoint-minutes 10 --threads 2 --seed 0)
 STAGE1=(--epochs 30 --lr 1e-3 --warmup-epochs 0.5 --nonlocal-freeze-epochs 2 --nonlocal-ramp-epochs 3)
-STAGE2=(--epochs 7 --lr 3e-4 --warmup-epochs 0.2
+STAGE2=(--epochs 9 --lr 3e-4 --warmup-epochs 0.2
   --teacher-landmarks "$DATA/lspet/mediapipe_heavy_landmarks.npz" --teacher-weight 0.5)
 
 train() {  # train DIR FLAGS...: one run, resumed when DIR holds its last.pt

@@ -43,7 +43,7 @@ E2E_BACKENDS = {  # name -> node parameters (threads: --threads unless given)
     # the default backend with one inference thread: leaves a core to DDS and the executor
     "openvino_bf16_1thread": {"backend": "openvino", "precision": "bf16", "threads": 1},
     # keeps following a person the model is unsure of: one crop per frame instead of a
-    # whole-frame search (two network calls) on every frame whose person scored too low
+    # whole-frame search (search_passes network calls) on every frame whose person scored too low
     "openvino_bf16_tracked": {"backend": "openvino", "precision": "bf16", "person_threshold": 0.0},
 }
 

@@ -24,7 +24,7 @@ from lapx_ros.evaluation import (evaluate_coco, evaluate_lsp, evaluate_mpii, loa
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
-from lapx_ros.topdown import TopDownPredictor
+from lapx_ros.topdown import SEARCH_PASSES, TopDownPredictor
 from lapx_ros.visualize import write_samples
 
 # The flags each dataset needs, as argparse destinations.
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--lsp-images", help="folder of imNNNNN.jpg")
     lsp.add_argument("--lsp-joints", help="joints.mat")
     lsp.add_argument("--range", default="9001-9500", help="first-last image index, inclusive")
-    lsp.add_argument("--passes", type=int, default=2, help="1: whole image only; 2+: refine on own crop")
+    lsp.add_argument("--passes", type=int, default=SEARCH_PASSES,
+                     help="network calls per image: 1 = the whole image only, each further one crops around the previous one's joints (default: the node's search_passes)")
     lsp.add_argument("--label-boxes", action="store_true",
                      help="crop the labelled joints' box instead of finding the person (a ceiling "
                           "for diagnosis, not the dashboard metric)")

@@ -1,4 +1,4 @@
-"""Scoring a model on labelled images with the same two-pass inference the node uses."""
+"""Scoring a model on labelled images with the same whole-frame search the node uses."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,7 @@ from lapx_ros.geometry import keypoints_to_box
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.metrics import mpii_pckh, pck_torso, pckh
-from lapx_ros.topdown import HeatmapFn, TopDownPredictor, box_region
+from lapx_ros.topdown import SEARCH_PASSES, HeatmapFn, TopDownPredictor, box_region
 
 
 def torch_heatmap_fn(model, stage: int = 0) -> HeatmapFn:
@@ -62,7 +62,7 @@ def load_heatmap_fn(path, threads: int = 2, backend: str = "auto", precision: st
     return torch_heatmap_fn(model, stage), ModelMetadata.from_json(state["metadata"])
 
 
-def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = 2,
+def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = SEARCH_PASSES,
                 decode_method: str = "dark", flip_test: bool = False, progress: bool = False):
     """Predicted keypoints (N, K, 2) and confidences (N, K) for each record's whole image."""
     predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
@@ -85,10 +85,10 @@ def with_label_box(record: PoseRecord) -> PoseRecord:
     return dataclasses.replace(record, box=keypoints_to_box(record.joints[:, :2], visible))
 
 
-def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = 2,
+def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = SEARCH_PASSES,
                  decode_method: str = "dark", flip_test: bool = False, progress: bool = False,
                  label_boxes: bool = False) -> dict:
-    """PCKh@0.5 and PCK@0.2-torso (with per-joint tables) of the two-pass predictions.
+    """PCKh@0.5 and PCK@0.2-torso (with per-joint tables) of the whole-frame search's predictions.
 
     ``label_boxes`` crops the labelled joints' box instead: not the dashboard metric (the
     labels place the person) but the ceiling that better person finding could reach.

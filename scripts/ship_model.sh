@@ -9,7 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
 RUN=training/default
 DEFAULT=$RUN/best.pt
-[ -f "$RUN/stage2/best.pt" ] && DEFAULT=$RUN/stage2/best.pt
+for stage in stage2 stage3; do
+  [ -f "$RUN/$stage/best.pt" ] && DEFAULT=$RUN/$stage/best.pt
+done
 CKPT=${1:-$DEFAULT}
 NAME=lapx_mpii16
 LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
@@ -26,13 +28,13 @@ $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 -
   --backend onnxruntime > "docs/model/eval_onnxruntime_fp32.json"
 $PY -m lapx_ros.eval --model "$CKPT" "${LSP[@]}" --range 9001-9500 --json \
   > "docs/model/eval_pytorch.json"
-# The learning curve of both stages, stage 2's epochs numbered on from stage 1's.
+# The learning curve of all stages, each stage's epochs numbered on from the one before.
 $PY - "$RUN" <<'PY'
 import csv, sys
 from pathlib import Path
 from lapx_ros.train import write_curves
 run, rows = Path(sys.argv[1]), []
-for stage, log in enumerate((run / "log.csv", run / "stage2" / "log.csv"), 1):
+for stage, log in enumerate((run / "log.csv", run / "stage2" / "log.csv", run / "stage3" / "log.csv"), 1):
     offset = rows[-1]["epoch"] if rows else 0
     for r in csv.DictReader(log.open()) if log.exists() else ():
         rows.append({"stage": stage, **{k: float(v) for k, v in r.items()}, "epoch": int(r["epoch"]) + offset})

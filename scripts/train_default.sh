@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Trains (or resumes) the default model's recipe in two stages:
+# Trains (or resumes) the default model's recipe in three stages:
 #   1. training/default:        30 epochs from scratch, one cosine cycle from lr 1e-3;
 #   2. training/default/stage2: a second, shorter cosine cycle from stage 1's final weights
-#      at a lower peak, with MediaPipe heavy's landmarks as a second target (distillation).
-# Each stage resumes from its last.pt; once stage 2 has started, its last.pt is the one
+#      at a lower peak, with MediaPipe heavy's landmarks as a second target (distillation);
+#   3. training/default/stage3: a third cycle like stage 2's from stage 2's final weights,
+#      with another seed so it sees other crops in another order.
+# Each stage resumes from its last.pt; the latest started stage's last.pt is the one
 # resumable state committed between sessions, so no hours are lost when the machine
 # changes. Run this again to continue where it stopped.
 #   usage: scripts/train_default.sh [extra lapx-train arguments; later flags win]
@@ -20,6 +22,8 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
 STAGE1=(--epochs 30 --lr 1e-3 --warmup-epochs 0.5 --nonlocal-freeze-epochs 2 --nonlocal-ramp-epochs 3)
 STAGE2=(--epochs 9 --lr 3e-4 --warmup-epochs 0.2
   --teacher-landmarks "$DATA/lspet/mediapipe_heavy_landmarks.npz" --teacher-weight 0.5)
+STAGE3=(--epochs 10 --lr 3e-4 --warmup-epochs 0.2 --seed 3
+  --teacher-landmarks "$DATA/lspet/mediapipe_heavy_landmarks.npz" --teacher-weight 0.5)
 
 train() {  # train DIR FLAGS...: one run, resumed when DIR holds its last.pt
   local dir=$1; shift
@@ -33,7 +37,10 @@ if [ -n "${LAPX_RUN_DIR:-}" ]; then
   exit
 fi
 OUT=training/default
-if [ ! -f "$OUT/stage2/last.pt" ]; then
+if [ ! -f "$OUT/stage2/last.pt" ] && [ ! -f "$OUT/stage3/last.pt" ]; then
   train "$OUT" "${STAGE1[@]}" "$@"
 fi
-train "$OUT/stage2" --init-weights "$OUT/last.pt" "${STAGE2[@]}" "$@"
+if [ ! -f "$OUT/stage3/last.pt" ]; then
+  train "$OUT/stage2" --init-weights "$OUT/last.pt" "${STAGE2[@]}" "$@"
+fi
+train "$OUT/stage3" --init-weights "$OUT/stage2/last.pt" "${STAGE3[@]}" "$@"

@@ -1,5 +1,5 @@
 """The node with the shipped model is as accurate on real photos as offline evaluation
-(lapx-eval's two-pass path) on the same LSPET validation images.
+(lapx-eval's whole-frame search) on the same LSPET validation images.
 
 LAPX_TEST_MODEL=file.onnx runs it on another model than the shipped one.
 """
@@ -47,7 +47,7 @@ def test_node_matches_offline_accuracy(ros_process):
     records = varied_size_records()
     labels = np.stack([r.joints for r in records])
     infer, meta = load_heatmap_fn(model, threads=1)
-    offline, _ = predict_lsp(infer, meta, records, passes=2, decode_method="dark")
+    offline, _ = predict_lsp(infer, meta, records, decode_method="dark")  # the node's search_passes
 
     namespace = f"/lapx_acc{uuid.uuid4().hex[:8]}"
     ros_process(*node_command(namespace, model, "person_threshold:=0.0", "decode:=dark"),

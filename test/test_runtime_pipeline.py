@@ -93,7 +93,7 @@ def test_single_mode_searches_then_follows():
     engine, pipe = pipeline()
     poses = pipe.process(frame_with_person(200, 120), 0.0)
     assert len(poses) == 1 and poses[0].track_id == 1
-    assert engine.batches == [1, 1]  # whole frame, then a crop around the keypoints
+    assert engine.batches == [1, 1, 1]  # whole frame, then twice a crop around the keypoints
     assert np.abs(poses[0].keypoints - (FIGURE + (200, 120))).max() < 8
     engine.batches.clear()
     poses = pipe.process(frame_with_person(210, 118), 0.1)
@@ -106,7 +106,7 @@ def test_single_mode_searches_again_when_the_person_is_lost():
     pipe.process(frame_with_person(80, 120), 0.0)
     engine.batches.clear()
     poses = pipe.process(frame_with_person(240, 120), 0.1)  # jumped out of the followed crop
-    assert engine.batches == [1, 1, 1]
+    assert engine.batches == [1, 1, 1, 1]  # the lost crop, then a three-call search
     assert len(poses) == 1 and np.abs(poses[0].keypoints - (FIGURE + (240, 120))).max() < 8
 
 
@@ -122,7 +122,7 @@ def test_single_mode_searches_every_search_interval_frames_while_nobody_is_follo
         engine.batches.clear()
         assert pipe.process(frame_with_person(200, 120), 0.1 * k) == []
         calls.append(len(engine.batches))
-    assert calls == [2, 1, 1, 2, 1, 1, 2]  # a search (two passes), then one crop per frame
+    assert calls == [3, 1, 1, 3, 1, 1, 3]  # a search (three calls), then one crop per frame
 
 
 def test_single_mode_crops_where_the_last_search_looked():
@@ -142,7 +142,19 @@ def test_single_mode_search_interval_1_searches_every_frame_without_a_person():
     engine, pipe = pipeline(person_threshold=0.95, search_interval=1)
     for k in range(3):
         pipe.process(frame_with_person(200, 120), 0.1 * k)
-    assert engine.batches == [1, 1] * 3
+    assert engine.batches == [1, 1, 1] * 3
+
+
+def test_search_passes_sets_the_calls_of_a_search_and_switches_at_run_time():
+    engine, pipe = pipeline(person_threshold=0.95, search_interval=1, search_passes=1)
+    poses = pipe.process(frame_with_person(200, 120), 0.0)
+    assert engine.batches == [1] and poses == []
+    pipe.config.search_passes = 2
+    pipe.config.person_threshold = 0.01
+    engine.batches.clear()
+    poses = pipe.process(frame_with_person(200, 120), 0.1)
+    assert engine.batches == [1, 1]
+    assert len(poses) == 1 and np.abs(poses[0].keypoints - (FIGURE + (200, 120))).max() < 8
 
 
 def test_flip_test_runs_every_crop_mirrored_too_and_switches_at_run_time():

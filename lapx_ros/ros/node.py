@@ -50,6 +50,7 @@ def pipeline_config(cfg: params.NodeConfig) -> PipelineConfig:
     return PipelineConfig(
         mode=cfg.mode, max_people=cfg.max_people, keypoint_threshold=cfg.keypoint_threshold,
         person_threshold=cfg.person_threshold, search_interval=cfg.search_interval,
+        search_passes=cfg.search_passes,
         box_padding=cfg.box_padding, decode=cfg.decode, flip_test=cfg.flip_test,
         detector_interval=cfg.detector_interval, track_match_threshold=cfg.track_match_threshold,
         track_max_missed=cfg.track_max_missed, smoothing=cfg.smoothing,

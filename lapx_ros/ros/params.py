@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS
 from lapx_ros.runtime.estimator import MODES
+from lapx_ros.topdown import SEARCH_PASSES
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class NodeConfig:
     keypoint_threshold: float = 0.2
     person_threshold: float = 0.3
     search_interval: int = 5
+    search_passes: int = SEARCH_PASSES
     box_padding: float = 1.25
     decode: str = "dark"
     flip_test: bool = False
@@ -145,8 +147,11 @@ _SPECS = (
     ParamSpec("person_threshold", "mean joint confidence below which nobody is reported (and searched again)",
               runtime=True, min=0.0, max=1.0),
     ParamSpec("search_interval", "mode single: while nobody is followed, frames between whole-frame searches "
-                                 "(two network calls); frames between crop where the last search looked. "
-                                 "1 = search every such frame", runtime=True, min=1, max=1000),
+                                 "(search_passes network calls); frames between crop where the last search "
+                                 "looked. 1 = search every such frame", runtime=True, min=1, max=1000),
+    ParamSpec("search_passes", "network calls of a whole-frame search: the whole frame, then each time a crop "
+                               "around the joints the previous call found (lapx-eval --passes)", runtime=True,
+              min=1, max=5),
     ParamSpec("box_padding", "context kept around a person box when cropping", runtime=True,
               min=1.0, max=3.0),
     ParamSpec("decode", "heatmap peak decoding", runtime=True, choices=DECODE_METHODS),

@@ -3,8 +3,8 @@
 ``PoseEstimator`` runs the network on given regions. ``PosePipeline`` decides which
 regions to look at, frame after frame:
 
-- ``single``: the whole frame, then a crop around the keypoints found (two passes);
-  on later frames the crop follows the previous keypoints, and the whole frame is
+- ``single``: the whole frame, then crops around the keypoints found (``search_passes``
+  network calls in all); on later frames the crop follows the previous keypoints, and the whole frame is
   searched again when the person's confidence falls. While nobody is followed, the
   search runs every ``search_interval`` frames and the frames between crop where the
   last look found its joints (one network call instead of two);
@@ -24,7 +24,7 @@ from lapx_ros.geometry import box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
-from lapx_ros.topdown import MIN_SEEN_JOINTS, TopDownPredictor
+from lapx_ros.topdown import MIN_SEEN_JOINTS, SEARCH_PASSES, TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
@@ -53,6 +53,7 @@ class PipelineConfig:
     keypoint_threshold: float = 0.2  # a joint below it counts as not seen
     person_threshold: float = 0.3  # mean confidence below it: nobody there (re-search)
     search_interval: int = 5  # frames between whole-frame searches while nobody is followed
+    search_passes: int = SEARCH_PASSES  # network calls of a whole-frame search
     box_padding: float = 1.25  # context around a person box
     decode: str = "dark"
     flip_test: bool = False  # average with the mirrored crop: more accurate, twice the network calls
@@ -217,11 +218,11 @@ class PosePipeline:
         self._unconfirmed_box = None if box is None else np.asarray(box, np.float64)
 
     def _search_whole_frame(self, frame):
-        """Two passes, exactly as offline evaluation: the whole frame, then a crop
-        around the joints it found."""
+        """``search_passes`` network calls, exactly as offline evaluation: the whole
+        frame, then each time a crop around the joints the previous call found."""
         cfg = self.config
         keypoints, confidences = self.estimator.predictor.estimate_single(
-            frame, passes=2, padding=cfg.box_padding, decode_method=cfg.decode)
+            frame, passes=cfg.search_passes, padding=cfg.box_padding, decode_method=cfg.decode)
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
                      float(confidences.mean()))]

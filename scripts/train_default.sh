@@ -22,7 +22,7 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
 STAGE1=(--epochs 30 --lr 1e-3 --warmup-epochs 0.5 --nonlocal-freeze-epochs 2 --nonlocal-ramp-epochs 3)
 STAGE2=(--epochs 9 --lr 3e-4 --warmup-epochs 0.2
   --teacher-landmarks "$DATA/lspet/mediapipe_heavy_landmarks.npz" --teacher-weight 0.5)
-STAGE3=(--epochs 10 --lr 3e-4 --warmup-epochs 0.2 --seed 3
+STAGE3=(--epochs 16 --lr 3e-4 --warmup-epochs 0.2 --seed 3
   --teacher-landmarks "$DATA/lspet/mediapipe_heavy_landmarks.npz" --teacher-weight 0.5)
 
 train() {  # train DIR FLAGS...: one run, resumed when DIR holds its last.pt

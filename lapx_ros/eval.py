@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--lsp-joints", help="joints.mat")
     lsp.add_argument("--range", default="9001-9500", help="first-last image index, inclusive")
     lsp.add_argument("--passes", type=int, default=SEARCH_PASSES,
-                     help="network calls per image: 1 = the whole image only, each further one crops around the previous one's joints (default: the node's search_passes)")
+                     help="network calls per image: 1 = the whole image only, each further one crops "
+                          "around the previous one's joints (default: the node's search_passes)")
     lsp.add_argument("--label-boxes", action="store_true",
                      help="crop the labelled joints' box instead of finding the person (a ceiling "
                           "for diagnosis, not the dashboard metric)")

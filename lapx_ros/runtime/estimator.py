@@ -4,10 +4,10 @@
 regions to look at, frame after frame:
 
 - ``single``: the whole frame, then crops around the keypoints found (``search_passes``
-  network calls in all); on later frames the crop follows the previous keypoints, and the whole frame is
-  searched again when the person's confidence falls. While nobody is followed, the
-  search runs every ``search_interval`` frames and the frames between crop where the
-  last look found its joints (one network call instead of two);
+  network calls in all); on later frames the crop follows the previous keypoints, and
+  the whole frame is searched again when the person's confidence falls. While nobody is
+  followed, the search runs every ``search_interval`` frames and the frames between crop
+  where the last look found its joints (one network call instead of ``search_passes``);
 - ``boxes``: person boxes from outside (another node), followed by keypoints on frames
   that bring no boxes;
 - ``detector``: the built-in detector every ``detector_interval`` frames, on a thread

@@ -3,14 +3,18 @@
 # against PyTorch), scores the exported file on the LSPET validation split through the
 # node's default engine, and writes the figures the model card and the tests read.
 #   usage: scripts/ship_model.sh [CHECKPOINT]
-#   (default: the best checkpoint of the last stage scripts/train_default.sh ran)
+#   (default: the best checkpoint of the last stage scripts/train_default.sh ran, or its
+#   last.pt when this checkout has no best.pt: best.pt is not committed, and a resumed run
+#   writes one only when an epoch beats the best score recorded in its state)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
 RUN=training/default
 DEFAULT=$RUN/best.pt
-for stage in stage2 stage3; do
-  [ -f "$RUN/$stage/best.pt" ] && DEFAULT=$RUN/$stage/best.pt
+for dir in "$RUN" "$RUN/stage2" "$RUN/stage3"; do
+  for file in best.pt last.pt; do
+    if [ -f "$dir/$file" ]; then DEFAULT=$dir/$file; break; fi
+  done
 done
 CKPT=${1:-$DEFAULT}
 NAME=lapx_mpii16

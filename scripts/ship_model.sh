@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
 RUN=training/default
+STAGES=("$RUN" "$RUN/stage2" "$RUN/stage3")  # scripts/train_default.sh's stages, in order
 DEFAULT=$RUN/best.pt
-for dir in "$RUN" "$RUN/stage2" "$RUN/stage3"; do
+for dir in "${STAGES[@]}"; do
   for file in best.pt last.pt; do
     if [ -f "$dir/$file" ]; then DEFAULT=$dir/$file; break; fi
   done
@@ -33,12 +34,12 @@ $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 -
 $PY -m lapx_ros.eval --model "$CKPT" "${LSP[@]}" --range 9001-9500 --json \
   > "docs/model/eval_pytorch.json"
 # The learning curve of all stages, each stage's epochs numbered on from the one before.
-$PY - "$RUN" <<'PY'
+$PY - "${STAGES[@]}" <<'PY'
 import csv, sys
 from pathlib import Path
 from lapx_ros.train import write_curves
-run, rows = Path(sys.argv[1]), []
-for stage, log in enumerate((run / "log.csv", run / "stage2" / "log.csv", run / "stage3" / "log.csv"), 1):
+rows = []
+for stage, log in enumerate((Path(d) / "log.csv" for d in sys.argv[1:]), 1):
     offset = rows[-1]["epoch"] if rows else 0
     for r in csv.DictReader(log.open()) if log.exists() else ():
         rows.append({"stage": stage, **{k: float(v) for k, v in r.items()}, "epoch": int(r["epoch"]) + offset})

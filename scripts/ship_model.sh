@@ -3,19 +3,18 @@
 # against PyTorch), scores the exported file on the LSPET validation split through the
 # node's default engine, and writes the figures the model card and the tests read.
 #   usage: scripts/ship_model.sh [CHECKPOINT]
-#   (default: the best checkpoint of the last stage scripts/train_default.sh ran, or its
-#   last.pt when this checkout has no best.pt: best.pt is not committed, and a resumed run
-#   writes one only when an epoch beats the best score recorded in its state)
+#   (default: the final state of the last stage scripts/train_default.sh ran, its
+#   last.pt: the end of the recipe, not the epoch that happened to score highest on the
+#   validation split, so the figures written are not inflated by choosing among noisy
+#   epochs; pass a best.pt to ship that instead)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
 RUN=training/default
 STAGES=("$RUN" "$RUN/stage2" "$RUN/stage3")  # scripts/train_default.sh's stages, in order
-DEFAULT=$RUN/best.pt
+DEFAULT=$RUN/last.pt
 for dir in "${STAGES[@]}"; do
-  for file in best.pt last.pt; do
-    if [ -f "$dir/$file" ]; then DEFAULT=$dir/$file; break; fi
-  done
+  [ -f "$dir/last.pt" ] && DEFAULT=$dir/last.pt
 done
 CKPT=${1:-$DEFAULT}
 NAME=lapx_mpii16

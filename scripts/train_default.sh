@@ -5,9 +5,10 @@
 #      at a lower peak, with MediaPipe heavy's landmarks as a second target (distillation);
 #   3. training/default/stage3: a third cycle like stage 2's from stage 2's final weights,
 #      with another seed so it sees other crops in another order.
-# Each stage resumes from its last.pt; the latest started stage's last.pt is the one
-# resumable state committed between sessions, so no hours are lost when the machine
-# changes. Run this again to continue where it stopped.
+# Each stage resumes from its own last.pt and is skipped once a later stage has started,
+# so running this again continues where it stopped. (While the shipped model trained, the
+# latest stage's last.pt was committed between sessions; it was removed once the model
+# shipped, and a fresh checkout trains all three stages, about 12 hours on 2 cores.)
 #   usage: scripts/train_default.sh [extra lapx-train arguments; later flags win]
 # LAPX_RUN_DIR trains one stage-1 run into another directory with the same recipe
 # and the extra arguments (scripts/lever.sh).

@@ -16,6 +16,17 @@ def track_colour(track_id: int):
     return colorsys.hsv_to_rgb(hue, 0.85, 1.0)
 
 
+def label_origin(text: str, box, frame_shape, scale: float, thickness: int) -> tuple[int, int]:
+    """Bottom-left corner for a box's label: above the box, moved inside the frame so that a
+    person at the frame's edge keeps a readable id."""
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    frame_h, frame_w = frame_shape[:2]
+    x0, y0 = int(round(box[0])), int(round(box[1]))
+    x = min(max(x0, 0), max(frame_w - width, 0))
+    y = min(max(y0 - 4, height), max(frame_h - baseline, height))
+    return x, y
+
+
 def draw_poses(frame_bgr: np.ndarray, poses, skeleton, threshold: float) -> np.ndarray:
     """Draw in place on ``frame_bgr`` (keypoints in OpenCV pixel convention); returns it."""
     thickness = max(1, round(min(frame_bgr.shape[:2]) / 240))
@@ -31,6 +42,7 @@ def draw_poses(frame_bgr: np.ndarray, poses, skeleton, threshold: float) -> np.n
             cv2.circle(frame_bgr, tuple(pts[k]), thickness + 1, colour, -1, cv2.LINE_AA)
         x0, y0, x1, y1 = np.round(p.box).astype(int)
         cv2.rectangle(frame_bgr, (x0, y0), (x1, y1), colour, 1)
-        cv2.putText(frame_bgr, f"{p.track_id} {p.score:.2f}", (x0, max(y0 - 4, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, colour, thickness, cv2.LINE_AA)
+        label, scale = f"{p.track_id} {p.score:.2f}", 0.4 * thickness
+        cv2.putText(frame_bgr, label, label_origin(label, p.box, frame_bgr.shape, scale, thickness),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return frame_bgr

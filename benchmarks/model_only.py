@@ -35,13 +35,18 @@ def load_backends(model: str, checkpoint: str | None, threads: int, wanted) -> d
         e = create_engine(model, backend, threads, precision)
         out[name] = (e.infer, e.description, e)
         meta = e.metadata
-    if "pytorch_eager" in wanted and checkpoint:
+    if "pytorch_eager" in wanted:
         import torch
 
         from lapx_ros.checkpoint import load_model
+        from lapx_ros.export import read_onnx_metadata
+        from lapx_ros.model import LapxConfig, LapxNet
 
         torch.set_num_threads(threads)
-        net, _ = load_model(checkpoint)
+        if checkpoint:
+            net, _ = load_model(checkpoint)
+        else:  # the same network from the file's metadata: its weights do not change the speed
+            net = LapxNet(LapxConfig.from_dict(read_onnx_metadata(model).extra["model_config"])).eval()
 
         def run(batch, net=net):
             with torch.inference_mode():

@@ -172,7 +172,8 @@ def resolve_model(args) -> dict:
         else:
             raise SystemExit("no model: put one in models/, pass --model, or train a checkpoint")
     info = {"file": model.name, "origin": origin,
-            "checkpoint_for_pytorch": shown(checkpoint) if checkpoint else None}
+            "pytorch_eager": f"the weights of `{shown(checkpoint)}`" if checkpoint
+            else "the network of the file's metadata with untrained weights (the same speed)"}
     try:
         sys.path.insert(0, str(REPO))
         from lapx_ros.export import read_onnx_metadata
@@ -579,7 +580,7 @@ def render_markdown(out: dict) -> str:
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items() if v),
              f"- Model: `{out['model'].get('file')}` ({out['model'].get('origin')}), "
              f"{out['model'].get('layout')} {out['model'].get('joints')} joints, input {out['model'].get('input')}, "
-             f"{out['model'].get('size_mb')} MB; PyTorch eager from `{out['model'].get('checkpoint_for_pytorch')}`",
+             f"{out['model'].get('size_mb')} MB; PyTorch eager: {out['model'].get('pytorch_eager')}",
              f"- Settings: {out['settings']}", ""]
     if out.get("targets"):
         lines += ["## Targets (issue 5), default backend", "", "| target | measured | met |", "|---|---|---|"]

@@ -135,7 +135,7 @@ def ros_env(domain: int) -> dict:
 
 # ------------------------------------------------------------------------- model
 def newest_checkpoint() -> Path | None:
-    found = sorted((REPO / "training").glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
+    found = sorted((REPO / "training").glob("**/last.pt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
@@ -677,7 +677,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LSPET folder (images/, joints.mat)")
     p.add_argument("--model", help="ONNX model (default: models/*.onnx, else exported from the newest checkpoint)")
-    p.add_argument("--checkpoint", help="checkpoint for PyTorch eager (default: newest training/*/last.pt)")
+    p.add_argument("--checkpoint", help="checkpoint for PyTorch eager (default: the newest last.pt under "
+                   "training/, else the model file's network with untrained weights)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--duration", type=float, default=8.0, help="seconds measured per end-to-end window")

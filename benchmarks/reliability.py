@@ -427,10 +427,10 @@ def render_soak(section: dict) -> list[str]:
              f"Measured {section['measured']}. `{s['footage']}` looped by lapx-replay at {fmt(s['rate_hz'], 0)} Hz "
              f"(native size, bgr8, best effort) for {fmt(s['minutes'], 0)} min into a node with the "
              f"shipped model set up as the demo runs it ({', '.join(s['node_params'])}), {s['threads']} inference "
-             f"threads. The node's RSS (VmRSS) every {fmt(s['sample_period_s'], 0)} s. The training job ran beside "
-             f"it, not paused: memory growth does not depend on CPU contention (processes this benchmark did not "
-             f"start used {fmt(section['cpu_cores']['other processes'], 2)} cores on average, the node "
-             f"{fmt(section['cpu_cores']['node'], 2)}).", "",
+             f"threads. The node's RSS (VmRSS) every {fmt(s['sample_period_s'], 0)} s. Nothing was paused, "
+             f"since memory growth does not depend on CPU contention: processes this benchmark did not start "
+             f"used {fmt(section['cpu_cores']['other processes'], 2)} cores on average, the node "
+             f"{fmt(section['cpu_cores']['node'], 2)}.", "",
              f"![node RSS during the soak]({RSS_PLOT})", "",
              "| figure | MiB | meaning |", "|---|---|---|",
              f"| first sample | {fmt(section['rss_first_mb'])} | RSS when the replay started |",

@@ -1,7 +1,7 @@
 """lapx-eval: score a model (checkpoint or ONNX) on LSP/LSPET, MPII or COCO keypoints.
 
 LSP/LSPET, PCKh@0.5 and PCK@0.2-torso: every image is given whole; the model finds the
-person itself (whole frame, then a crop around its own keypoints), exactly as the node
+person itself (whole frame, then crops around its own keypoints, --passes), exactly as the node
 does. Labels never place a box. MPII, PCKh@0.5 (neck-head top as the head size) and
 PCK@0.2-torso: one crop per annotated person (centre and scale), MPII's protocol. COCO,
 OKS AP with pycocotools: one crop per labelled person box, or per detected person box

@@ -1,9 +1,10 @@
 """The annotated image: a person's id label stays readable at the frame's edges."""
+import cv2
 import numpy as np
 import pytest
 
 from lapx_ros.layouts import MPII_16
-from lapx_ros.runtime.drawing import draw_poses, label_origin
+from lapx_ros.runtime.drawing import LABEL_FONT, draw_poses, label_origin
 from lapx_ros.runtime.estimator import Pose
 
 FRAME_H, FRAME_W = 576, 768
@@ -31,10 +32,8 @@ def test_a_label_at_the_frame_edge_is_drawn_whole(box):
 @pytest.mark.parametrize("box", [(700, 260, 768, 350), (100, 0, 200, 80), (-50, -20, 10, 30),
                                  (760, 570, 800, 600)])
 def test_label_origin_keeps_the_text_inside_the_frame(box):
-    import cv2
-
     text, scale, thickness = "66 0.75", 0.8, 2
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    (width, height), baseline = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
     x, y = label_origin(text, box, (FRAME_H, FRAME_W, 3), scale, thickness)
     assert 0 <= x and x + width <= FRAME_W
     assert y - height >= 0 and y + baseline <= FRAME_H

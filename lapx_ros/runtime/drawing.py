@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 _GOLDEN = 0.618033988749895
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def track_colour(track_id: int):
@@ -19,7 +20,7 @@ def track_colour(track_id: int):
 def label_origin(text: str, box, frame_shape, scale: float, thickness: int) -> tuple[int, int]:
     """Bottom-left corner for a box's label: above the box, moved inside the frame so that a
     person at the frame's edge keeps a readable id."""
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    (width, height), baseline = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
     frame_h, frame_w = frame_shape[:2]
     x0, y0 = int(round(box[0])), int(round(box[1]))
     x = min(max(x0, 0), max(frame_w - width, 0))
@@ -44,5 +45,5 @@ def draw_poses(frame_bgr: np.ndarray, poses, skeleton, threshold: float) -> np.n
         cv2.rectangle(frame_bgr, (x0, y0), (x1, y1), colour, 1)
         label, scale = f"{p.track_id} {p.score:.2f}", 0.4 * thickness
         cv2.putText(frame_bgr, label, label_origin(label, p.box, frame_bgr.shape, scale, thickness),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+                    LABEL_FONT, scale, colour, thickness, cv2.LINE_AA)
     return frame_bgr

@@ -1,0 +1,94 @@
+"""A pinhole camera model from CameraInfo-like values, without ROS.
+
+Pixel convention: like CameraInfo (and OpenCV), integer coordinates are pixel centres,
+so the top-left pixel's centre is (0, 0). The estimator's poses use the same convention;
+this package's messages put pixel centres at +0.5 (see msg/Keypoint.msg), so a pixel
+read from a message needs 0.5 subtracted before it is used here.
+
+Lens distortion is not modelled: the coefficients D are ignored, which is right for
+rectified images and close enough for cameras whose colour stream is nearly
+distortion-free (the usual RGB-D cameras).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Focal lengths and principal point [px] of an image of ``width`` x ``height``.
+
+    A size of 0 means "unknown": the model is then taken to fit whatever image it is
+    used with, as the node did before it knew camera sizes.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int = 0
+    height: int = 0
+
+    @classmethod
+    def from_matrices(cls, k, p=None, width: int = 0, height: int = 0) -> PinholeCamera | None:
+        """From CameraInfo's K (3x3, row-major) or, when K is unset, P (3x4); None when
+        neither holds a usable pinhole (drivers send all zeros before calibration)."""
+        for values, fx_i, fy_i, cx_i, cy_i in ((k, 0, 4, 2, 5), (p, 0, 5, 2, 6)):
+            if values is None:
+                continue
+            m = np.asarray([float(v) for v in values], np.float64)
+            if m.size not in (9, 12) or not np.isfinite(m).all() or m[fx_i] <= 0 or m[fy_i] <= 0:
+                continue
+            return cls(float(m[fx_i]), float(m[fy_i]), float(m[cx_i]), float(m[cy_i]),
+                       int(width), int(height))
+        return None
+
+    @classmethod
+    def from_camera_info(cls, msg) -> PinholeCamera | None:
+        """From a sensor_msgs/CameraInfo (or anything with k, p, width, height)."""
+        return cls.from_matrices(msg.k, msg.p, int(msg.width), int(msg.height))
+
+    @classmethod
+    def guess(cls, width: int, height: int) -> PinholeCamera:
+        """A focal length of one image width (about 53 degrees horizontal field of view),
+        centred: plausible enough to draw with when no CameraInfo arrives."""
+        return cls(float(width), float(width), (width - 1) / 2.0, (height - 1) / 2.0,
+                   int(width), int(height))
+
+    def scaled_to(self, width: int, height: int) -> PinholeCamera:
+        """The same camera for the image resized to ``width`` x ``height``.
+
+        Scaling keeps the image's outer edges in place, so pixel centres (at +0.5 from
+        the edge) scale as (c + 0.5) * s - 0.5, not as c * s.
+        """
+        if (self.width, self.height) == (width, height) or not (self.width and self.height):
+            return PinholeCamera(self.fx, self.fy, self.cx, self.cy, int(width), int(height))
+        sx, sy = width / self.width, height / self.height
+        return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
+                             (self.cy + 0.5) * sy - 0.5, int(width), int(height))
+
+    def back_project(self, pixels, depth) -> np.ndarray:
+        """(N, 2) pixels with depth Z [m] (one value, or one per pixel) -> (N, 3) points
+        (X, Y, Z) in the optical frame: x right, y down, z forward. NaN depth gives a
+        NaN point."""
+        px = np.asarray(pixels, np.float64).reshape(-1, 2)
+        z = np.broadcast_to(np.asarray(depth, np.float64), (len(px),))
+        x = (px[:, 0] - self.cx) / self.fx * z
+        y = (px[:, 1] - self.cy) / self.fy * z
+        return np.column_stack([x, y, z])
+
+    def project(self, points) -> np.ndarray:
+        """(N, 3) points in the optical frame -> (N, 2) pixels (inverse of back_project)."""
+        xyz = np.asarray(points, np.float64).reshape(-1, 3)
+        return np.column_stack([xyz[:, 0] / xyz[:, 2] * self.fx + self.cx,
+                                xyz[:, 1] / xyz[:, 2] * self.fy + self.cy])
+
+    def pixels_in(self, other: PinholeCamera, pixels) -> np.ndarray:
+        """Where ``pixels`` of this camera's image fall in ``other``'s image, for two
+        images seen from the same optical centre (a depth image registered to this one,
+        at another resolution or crop): the viewing ray is kept, only K changes."""
+        px = np.asarray(pixels, np.float64).reshape(-1, 2)
+        return np.column_stack([(px[:, 0] - self.cx) * (other.fx / self.fx) + other.cx,
+                                (px[:, 1] - self.cy) * (other.fy / self.fy) + other.cy])

@@ -5,7 +5,9 @@ person itself (whole frame, then crops around its own keypoints, --passes), exac
 does. Labels never place a box. MPII, PCKh@0.5 (neck-head top as the head size) and
 PCK@0.2-torso: one crop per annotated person (centre and scale), MPII's protocol. COCO,
 OKS AP with pycocotools: one crop per labelled person box, or per detected person box
-of a COCO detection results file (--coco-detections).
+of a COCO detection results file (--coco-detections). An MPII-16 model on COCO: one crop
+per labelled person box, OKS-PCK@0.5 of the 12 limb joints (people with at least 5
+labelled keypoints) and keypoint AP on those 12 joints.
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ import numpy as np
 from lapx_ros.data.coco import CocoPeople, load_coco_people
 from lapx_ros.data.lsp import load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
-from lapx_ros.evaluation import (evaluate_coco, evaluate_lsp, evaluate_mpii, load_heatmap_fn, predict_coco,
-                                 predict_in_boxes, predict_lsp, require_layout)
+from lapx_ros.evaluation import (evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, load_heatmap_fn,
+                                 predict_coco, predict_in_boxes, predict_lsp, require_layout)
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
@@ -105,6 +107,8 @@ def evaluate(mode: str, args, data, infer, meta) -> dict:
                             label_boxes=args.label_boxes)
     if mode == "mpii":
         return evaluate_mpii(infer, meta, data, args.decode, args.flip, progress)
+    if tuple(meta.joint_names) == MPII_16.joint_names:
+        return evaluate_coco_limbs(infer, meta, data.coco, data.images_dir, args.decode, args.flip, progress)
     return evaluate_coco(infer, meta, data, args.decode, args.flip, progress, args.coco_results)
 
 
@@ -167,6 +171,14 @@ def print_table(mode: str, result: dict) -> None:
     elif mode == "mpii":
         print_pck_table(result, "all joints", f"{result['people']} people, {result['scored_joints_pckh']} joints scored for "
                                 "PCKh (head size: neck-head top distance, not MPII's head boxes)")
+    elif "oks_pck" in result:
+        for name, value in result["per_joint_oks_pck"].items():
+            print(f"{name:<16}{value:>8.3f}")
+        print(f"{'OKS-PCK@0.5':<16}{result['oks_pck']:>8.3f}   ({result['people']} people, "
+              f"{result['scored_joints']} limb joints)")
+        for name in ("ap", "ap50", "ap75", "ar"):
+            print(f"{'limb OKS ' + name.upper():<16}{result['limb_' + name]:>8.3f}")
+        print(f"{result['images']} images, {result['labelled_boxes']} labelled boxes")
     else:
         for name in ("ap", "ap50", "ap75", "ap_medium", "ap_large", "ar"):
             print(f"{'OKS ' + name.upper():<16}{result[name]:>8.3f}")
@@ -180,7 +192,7 @@ def main(argv=None) -> int:
     try:
         data = load_data(mode, args)
         infer, meta = load_heatmap_fn(args.model, args.threads, args.backend, args.precision, args.stage)
-        if mode != "lsp":
+        if mode == "mpii" or (mode == "coco" and tuple(meta.joint_names) != MPII_16.joint_names):
             require_layout(meta, MPII_16 if mode == "mpii" else COCO_17, mode.upper())
     except (OSError, ValueError, ModelError) as exc:
         print(f"lapx-eval: {exc}", file=sys.stderr)

@@ -202,3 +202,94 @@ def evaluate_coco(infer: HeatmapFn, meta: ModelMetadata, people: CocoPeople, dec
         Path(results_file).write_text(json.dumps(results))
     return {**coco_keypoint_ap(people.coco, results, people.image_ids), "images": len(people.image_ids),
             "people": sum(len(b) for b in people.boxes.values())}
+
+
+# COCO people scored by OKS-PCK must have at least this many labelled keypoints.
+COCO_LIMBS_MIN_KEYPOINTS = 5
+
+
+def coco_limb_people(coco, min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS) -> list[dict]:
+    """The labelled people OKS-PCK scores: not crowds, at least ``min_keypoints`` keypoints."""
+    from lapx_ros.data.coco import person_annotations
+
+    return [a for a in person_annotations(coco) if a.get("num_keypoints", 0) >= min_keypoints]
+
+
+def coco_limb_ap(coco, results: list[dict]) -> dict:
+    """COCO keypoint AP/AR (pycocotools) on the 12 limb joints only: labels and results cut
+    to shoulders..ankles, with those joints' OKS sigmas. Results are COCO-17 results."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from lapx_ros.metrics import COCO_LIMB_JOINTS, COCO_OKS_SIGMAS
+
+    limbs = list(COCO_LIMB_JOINTS)
+
+    def cut(keypoints):
+        return np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)[limbs].reshape(-1).tolist()
+
+    gt = {"images": coco.dataset["images"], "categories": coco.dataset["categories"], "annotations": []}
+    for ann in coco.dataset["annotations"]:
+        ann = dict(ann)
+        if "keypoints" in ann:
+            ann["keypoints"] = cut(ann["keypoints"])
+            ann["num_keypoints"] = int((np.asarray(ann["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
+        gt["annotations"].append(ann)
+    with contextlib.redirect_stdout(io.StringIO()):
+        limb_coco = COCO()
+        limb_coco.dataset = gt
+        limb_coco.createIndex()
+        if not results:
+            return dict.fromkeys(COCO_STATS, 0.0)
+        dt = limb_coco.loadRes([{**r, "keypoints": cut(r["keypoints"])} for r in results])
+        evaluator = COCOeval(limb_coco, dt, "keypoints")
+        evaluator.params.kpt_oks_sigmas = COCO_OKS_SIGMAS[limbs]
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: float(v) for name, v in zip(COCO_STATS, evaluator.stats)}
+
+
+def score_coco_limbs(coco, annotations: list[dict], pred17: np.ndarray, threshold: float = 0.5) -> dict:
+    """OKS-PCK@``threshold`` on the 12 limb joints of ``annotations`` given predictions
+    (len, 17, 2) in COCO order (NaN: not found), with the per-joint table."""
+    from lapx_ros.layouts import COCO_17
+    from lapx_ros.metrics import COCO_LIMB_JOINTS, oks_pck
+
+    labels = np.stack([np.asarray(a["keypoints"], dtype=np.float64).reshape(17, 3) for a in annotations])
+    areas = np.array([max(float(a.get("area") or a["bbox"][2] * a["bbox"][3]), 1.0) for a in annotations])
+    accuracy, per_joint, scored = oks_pck(pred17, labels, areas, threshold)
+    return {"oks_pck": accuracy, "people": len(annotations), "scored_joints": scored,
+            "per_joint_oks_pck": {COCO_17.joint_names[j]: float(v) for j, v in zip(COCO_LIMB_JOINTS, per_joint)}}
+
+
+def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir, decode_method: str = "dark",
+                        flip_test: bool = False, progress: bool = False,
+                        min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS) -> dict:
+    """An MPII-16 model on COCO people, one crop per labelled box (the node's boxes path):
+    OKS-PCK@0.5 of the 12 limb joints on people with ``min_keypoints`` labelled keypoints,
+    and COCO keypoint AP/AR on those joints over all labelled people."""
+    from lapx_ros.data.coco import _clipped_box, _image_path, person_annotations
+    from lapx_ros.data.people import mpii_to_coco_limbs
+
+    require_layout(meta, MPII_16, "COCO limbs")
+    predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
+    people = person_annotations(coco)
+    by_image: dict[int, list[dict]] = {}
+    for ann in people:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    predicted: dict[int, np.ndarray] = {}
+    results = []
+    for image_id in _progress(sorted(by_image), progress):
+        anns = by_image[image_id]
+        regions = [box_region(_clipped_box(coco, image_id, a["bbox"]), predictor.aspect_ratio) for a in anns]
+        keypoints, confidence = predictor.predict_regions(read_rgb(_image_path(coco, image_id, Path(images_dir))),
+                                                          regions)
+        for ann, k, c in zip(anns, keypoints, confidence):
+            k17 = mpii_to_coco_limbs(np.concatenate([k, c[:, None]], axis=1))
+            predicted[ann["id"]] = k17[:, :2]
+            results.append(keypoint_result(image_id, np.nan_to_num(k17[:, :2]), np.nan_to_num(k17[:, 2]), 1.0))
+    scored = [a for a in people if a.get("num_keypoints", 0) >= min_keypoints]
+    result = score_coco_limbs(coco, scored, np.stack([predicted[a["id"]] for a in scored]))
+    ap = coco_limb_ap(coco, results)
+    return {**result, **{f"limb_{k}": v for k, v in ap.items()}, "labelled_boxes": len(people), "images": len(by_image)}

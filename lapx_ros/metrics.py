@@ -73,3 +73,33 @@ def mpii_pckh(pred, labels, factor: float = 0.5) -> PckResult:
     stands in for it (as on LSP), so figures are close to but not the official ones.
     """
     return pck(pred, labels, _NECK, _HEAD, factor, joints=MPII_PCKH_JOINTS)
+
+
+# COCO's per-keypoint OKS constants (sigmas), in COCO-17 order.
+COCO_OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62,
+                            1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
+# COCO-17's 12 limb joints (shoulders to ankles), the joints an MPII-16 model shares with it.
+COCO_LIMB_JOINTS = tuple(range(5, 17))
+
+
+def oks_pck(pred: np.ndarray, labels: np.ndarray, areas: np.ndarray, threshold: float = 0.5,
+            joints=COCO_LIMB_JOINTS) -> tuple[float, np.ndarray, int]:
+    """OKS-PCK: the fraction of labelled joints whose own keypoint similarity,
+    exp(-d^2 / (2 * area * (2 sigma)^2)) as in COCO's OKS, reaches ``threshold``.
+
+    ``pred`` (N, 17, 2) and ``labels`` (N, 17, 3) in COCO-17 order, ``areas`` (N,) the
+    people's segment areas; a missing prediction (NaN) is wrong. Returns the accuracy,
+    the per-joint accuracies (len(joints),) and the number of joints scored.
+    """
+    joints = list(joints)
+    pred = np.asarray(pred, dtype=np.float64)[:, joints, :2]
+    labels = np.asarray(labels, dtype=np.float64)[:, joints]
+    d2 = ((pred - labels[..., :2]) ** 2).sum(-1)
+    k2 = (2 * COCO_OKS_SIGMAS[joints]) ** 2
+    similarity = np.exp(-d2 / (2 * np.asarray(areas, dtype=np.float64)[:, None] * k2[None]))
+    correct = np.nan_to_num(similarity, nan=0.0) >= threshold
+    scored = labels[..., 2] > 0
+    per_joint = np.array([correct[scored[:, j], j].mean() if scored[:, j].any() else np.nan
+                          for j in range(len(joints))])
+    total = int(scored.sum())
+    return (float(correct[scored].mean()) if total else float("nan")), per_joint, total

@@ -1,7 +1,10 @@
 """lapx-train: train LAPX on LSP/LSPET (MPII 16-joint layout) on the CPU, resumably.
 
 COCO keypoints (17 joints; validation OKS AP) or MPII (16 joints; validation PCKh) can
-be the training data instead. The run directory holds ``last.pt`` (resumable state,
+be the training data instead. Beside LSP, everyday people can join the training set:
+teacher-labelled footage frames (--footage-labels, split by clip) and COCO people with
+their human labels mapped to MPII's joints (--coco-mpii-annotations); the COCO sliver's
+validation people then give a second figure (--coco-limbs-val-annotations, OKS-PCK@0.5). The run directory holds ``last.pt`` (resumable state,
 rewritten every few minutes and at each epoch), ``best.pt`` (best validation PCKh, or AP
 for COCO, kept under the same checkpoint key), ``log.csv`` and ``curves.png``.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import sys
@@ -22,13 +26,14 @@ import torch
 from tqdm import tqdm
 
 from lapx_ros.checkpoint import load_checkpoint, save_atomic
-from lapx_ros.data.coco import load_coco_people, load_coco_records
+from lapx_ros.data.coco import load_coco_people, load_coco_records, open_coco
 from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import PoseRecord, load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
+from lapx_ros.data.people import clip_names, load_coco_mpii_records, load_footage_records, split_clips
 from lapx_ros.data.teacher import attach_teacher, load_teacher_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
-from lapx_ros.evaluation import evaluate_coco, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
+from lapx_ros.evaluation import evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
 from lapx_ros.layouts import COCO_17, MPII_16, JointLayout
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.model import LapxConfig, LapxNet
@@ -38,9 +43,10 @@ def parse_size(text: str) -> tuple[int, int]:
     """'128' or '192x256' (width x height) -> (width, height)."""
     parts = [int(v) for v in text.lower().split("x")]
     w, h = (parts[0], parts[0]) if len(parts) == 1 else parts
-    # Stride-4 stem and four 2x poolings in each hourglass: sides must divide by 64.
-    if w % 64 or h % 64 or w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError("input size must be a positive multiple of 64")
+    # Stride-4 stem and 2x poolings in each hourglass: sides must divide by 32 (e.g. 96x128,
+    # 3:4); the hourglass's deepest pooling floors an odd side and its upsampling restores it.
+    if w % 32 or h % 32 or w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("input size must be a positive multiple of 32")
     return w, h
 
 
@@ -60,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpii-annotations", help="instead of LSP: MPII training people, common JSON format")
     p.add_argument("--mpii-val-annotations", help="MPII validation people, common JSON format")
     p.add_argument("--mpii-images", help="folder of the MPII images")
+    people = p.add_argument_group("everyday people beside LSP (MPII-16 training only)")
+    people.add_argument("--footage-labels", help="teacher labels of footage frames (scripts/teacher_labels.py "
+                                                 "footage), used as the frames' training labels")
+    people.add_argument("--footage-images", help="folder of those frames")
+    people.add_argument("--footage-val-every", type=int, default=5,
+                        help="hold back every Nth clip (sorted, from the third) for validation; 0: none")
+    people.add_argument("--footage-repeat", type=int, default=1, help="each footage frame this often per epoch")
+    people.add_argument("--coco-mpii-annotations", help="COCO person_keypoints_train*.json: labelled people, "
+                                                         "their joints mapped to MPII-16")
+    people.add_argument("--coco-mpii-images", help="folder of those images")
+    people.add_argument("--coco-mpii-teacher", help="teacher labels of those people (scripts/teacher_labels.py "
+                                                    "coco), a second target as --teacher-landmarks")
+    people.add_argument("--coco-mpii-repeat", type=int, default=1, help="each COCO person this often per epoch")
+    people.add_argument("--coco-limbs-val-annotations", help="COCO person_keypoints_val*.json: OKS-PCK@0.5 of "
+                                                             "the 12 limb joints on labelled boxes each epoch")
+    people.add_argument("--coco-limbs-val-images", help="folder of those images")
+    people.add_argument("--neighbours", type=float, default=0.0,
+                        help="probability of pasting another LSP person beside or behind the centred one")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init-weights", help="start from this checkpoint's network weights (same "
@@ -187,6 +211,29 @@ class DataSource:
     layout: JointLayout
     train: list[PoseRecord]
     validate: Callable[..., dict]
+    neighbours: list[int] | None = None    # records whose people --neighbours pastes
+
+
+def people_records(args) -> list[PoseRecord]:
+    """The everyday-people records the flags name (footage training clips, COCO people),
+    each repeated as asked."""
+    records = []
+    if args.footage_labels:
+        train_clips, _ = split_clips(clip_names(args.footage_labels), args.footage_val_every)
+        records += load_footage_records(args.footage_labels, args.footage_images, train_clips) * args.footage_repeat
+    if args.coco_mpii_annotations:
+        records += load_coco_mpii_records(args.coco_mpii_annotations, args.coco_mpii_images,
+                                          args.coco_mpii_teacher) * args.coco_mpii_repeat
+    return records
+
+
+def same_targets(records: list[PoseRecord]) -> list[PoseRecord]:
+    """Every record with a teacher target when any has one (all-zero weights where none),
+    so that each batch stacks the same tensors."""
+    if all(r.teacher is None for r in records):
+        return records
+    return [r if r.teacher is not None else dataclasses.replace(r, teacher=np.zeros((MPII_16.num_joints, 3)))
+            for r in records]
 
 
 def lsp_source(args) -> DataSource:
@@ -194,15 +241,24 @@ def lsp_source(args) -> DataSource:
     train = load_lsp_records(args.lsp_images, args.lsp_joints, (first, last))
     if args.teacher_landmarks:
         train = attach_teacher(train, first, load_teacher_joints(args.teacher_landmarks))
+    lsp_count = len(train)
+    train = same_targets(train + people_records(args))
     val = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
     if args.val_limit:
         val = val[: args.val_limit]
+    coco_val = None
+    if args.coco_limbs_val_annotations:
+        coco_val = open_coco(args.coco_limbs_val_annotations)
 
     def validate(fn, meta):
         result = evaluate_lsp(fn, meta, val, decode_method=args.decode)
-        return {"val_pckh": result["pckh"], "val_pck_torso": result["pck_torso"]}
+        scores = {"val_pckh": result["pckh"], "val_pck_torso": result["pck_torso"]}
+        if coco_val is not None:
+            coco = evaluate_coco_limbs(fn, meta, coco_val, args.coco_limbs_val_images, args.decode)
+            scores.update(val_coco_oks_pck=coco["oks_pck"], val_coco_limb_ap=coco["limb_ap"])
+        return scores
 
-    return DataSource(MPII_16, train, validate)
+    return DataSource(MPII_16, train, validate, neighbours=list(range(lsp_count)))
 
 
 def coco_source(args) -> DataSource:
@@ -234,7 +290,8 @@ def metadata_for(args, config: LapxConfig, layout: JointLayout = MPII_16) -> Mod
                                     extra={"model_config": config.to_dict()})
 
 
-VAL_LABELS = {"val_pckh": "PCKh@0.5", "val_pck_torso": "PCK@0.2 torso", "val_ap": "OKS AP", "val_ar": "OKS AR"}
+VAL_LABELS = {"val_pckh": "PCKh@0.5", "val_pck_torso": "PCK@0.2 torso", "val_ap": "OKS AP", "val_ar": "OKS AR",
+              "val_coco_oks_pck": "COCO OKS-PCK@0.5"}
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
@@ -247,7 +304,7 @@ def write_curves(rows: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss (all stages)", yscale="log")
-    for (key, label), marker in zip(VAL_LABELS.items(), "os" * len(VAL_LABELS)):
+    for (key, label), marker in zip(VAL_LABELS.items(), "osx^d"):
         if key in rows[0]:
             ax2.plot(epochs, [r[key] for r in rows], marker=marker, label=label)
     ax2.set(xlabel="epoch", ylabel="validation accuracy")
@@ -264,6 +321,13 @@ def main(argv=None) -> int:
     source_key = source_name(args, parser)
     if args.teacher_landmarks and source_key != "lsp":
         parser.error("--teacher-landmarks holds landmarks of the LSPET images: train on --lsp-images")
+    people = ("footage_labels", "coco_mpii_annotations", "coco_limbs_val_annotations", "neighbours")
+    if source_key != "lsp" and any(getattr(args, f) for f in people):
+        parser.error("--footage-..., --coco-mpii-..., --coco-limbs-val-... and --neighbours go with --lsp-images")
+    for flag, partner in (("footage_labels", "footage_images"), ("coco_mpii_annotations", "coco_mpii_images"),
+                          ("coco_limbs_val_annotations", "coco_limbs_val_images")):
+        if bool(getattr(args, flag)) != bool(getattr(args, partner)):
+            parser.error(f"--{flag.replace('_', '-')} and --{partner.replace('_', '-')} go together")
     if args.whole_image_prob is None:
         args.whole_image_prob = 0.2 if source_key == "lsp" else 0.0
     torch.set_num_threads(args.threads)
@@ -291,9 +355,11 @@ def main(argv=None) -> int:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     model = model.to(memory_format=torch.channels_last)
 
-    augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob)
+    augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob,
+                            neighbour_prob=args.neighbours)
     transform = TopDownTransform(source.layout, args.input_size, meta.heatmap_stride, args.sigma, augment)
-    train_set = PoseDataset(source.train, transform, meta.mean, meta.std, seed=args.seed)
+    train_set = PoseDataset(source.train, transform, meta.mean, meta.std, seed=args.seed,
+                            neighbours=source.neighbours)
 
     schedule = LrSchedule(args)
     # Weights from a checkpoint have learnt their gamma: freezing the blocks again would zero it.

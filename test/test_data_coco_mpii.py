@@ -208,7 +208,8 @@ def test_lapx_eval_coco_json_and_vis(tmp_path, capsys):
 
 @needs_coco
 def test_lapx_eval_refuses_a_model_of_another_layout(tmp_path, capsys):
-    model = build_model(tmp_path / "mpii.onnx")   # 16 MPII joints
+    # 14 joints of a custom layout: neither COCO's 17 nor MPII's 16 (scored on COCO's limbs)
+    model = build_model(tmp_path / "custom.onnx", num_joints=14, metadata_joints=14)
     code = eval_main(["--model", model, "--coco-annotations", str(COCO_ANN), "--coco-images", str(COCO_IMAGES)])
     assert code == 2 and "coco17" in capsys.readouterr().err
 

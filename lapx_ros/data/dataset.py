@@ -18,8 +18,11 @@ class PoseDataset(Dataset):
     """
 
     def __init__(self, records: list[PoseRecord], transform: TopDownTransform,
-                 mean, std, seed: int = 0, cache_images: bool = True):
+                 mean, std, seed: int = 0, cache_images: bool = True, neighbours=None):
+        """``neighbours``: indices of the records whose people may be pasted beside or
+        behind another sample's person (``AugmentConfig.neighbour_prob``; None: all)."""
         self.records = records
+        self.neighbours = list(range(len(records)) if neighbours is None else neighbours)
         self.transform = transform
         self.mean, self.std = mean, std
         self.seed = seed
@@ -43,6 +46,16 @@ class PoseDataset(Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         record = self.records[index]
-        crop, *targets = self.transform(self.image(index), record.joints, rng, record.box, record.teacher)
+        neighbour = None
+        prob = self.transform.augment.neighbour_prob
+        if prob and self.neighbours:
+            # A generator of its own, so that the other augmentation is the same with or without.
+            pick = np.random.default_rng((self.seed, self.epoch, index, 1))
+            if pick.random() < prob:
+                other = self.neighbours[int(pick.integers(len(self.neighbours)))]
+                if other != index:
+                    neighbour = (self.image(other), self.records[other].joints)
+        crop, *targets = self.transform(self.image(index), record.joints, rng, record.box, record.teacher,
+                                        record.whole_image, neighbour)
         x = normalize(crop[None], self.mean, self.std)[0]
         return (torch.from_numpy(x),) + tuple(torch.from_numpy(t) for t in targets)

@@ -17,12 +17,15 @@ class PoseRecord:
     ``box`` (x0, y0, x1, y1) is the person's labelled box where the dataset has one
     (COCO, MPII): crops and box-based evaluation use it instead of the joints' extent.
     ``teacher`` (K, 3) = x, y, weight: another model's joints, a second training target.
+    ``whole_image``: the whole image may be a training sample of this person (false where
+    the image holds other people, as COCO's do).
     """
 
     image_path: Path
     joints: np.ndarray
     box: tuple[float, float, float, float] | None = None
     teacher: np.ndarray | None = None
+    whole_image: bool = True
 
 
 def load_lsp_joints(joints_file) -> np.ndarray:

@@ -27,6 +27,8 @@ class AugmentConfig:
     whole_image_prob: float = 0.2    # crop the whole image, as the first inference pass does
     color_jitter: float = 0.3
     center_shift: float = 0.08       # of the crop size
+    neighbour_prob: float = 0.0      # paste another person beside or behind the centred one
+    neighbour_behind: float = 0.5    # share of the pasted people put behind the centred one
 
 
 NO_AUGMENT = AugmentConfig(scale_sigma=0, rotation_sigma=0, rotation_prob=0, flip_prob=0,
@@ -51,17 +53,23 @@ class TopDownTransform:
     def aspect_ratio(self) -> float:
         return self.input_w / self.input_h
 
-    def region(self, image_shape, joints: np.ndarray, rng: np.random.Generator, box=None):
+    def region(self, image_shape, joints: np.ndarray, rng: np.random.Generator, box=None,
+               whole_image: bool = True):
         """Centre, size and rotation of the crop for one sample.
 
         Around the labelled ``box`` when there is one (a few visible joints of a COCO
-        person span far less than the person), else around the visible joints.
+        person span far less than the person), else around the visible joints. Now and
+        then the whole image, unless ``whole_image`` is false (images of several people).
         """
+        return self._region(image_shape, joints, rng, box, whole_image)[:3]
+
+    def _region(self, image_shape, joints, rng, box, whole_image):
+        """region() and whether it is the whole image."""
         aug = self.augment
         visible = joints[:, 2] > 0
-        if rng.random() < aug.whole_image_prob or not visible.any():
+        if (rng.random() < aug.whole_image_prob and whole_image) or not visible.any():
             center, size, rotation = whole_frame_region(image_shape, self.aspect_ratio)
-            return center, size * (1 + 0.1 * rng.uniform(-1, 1)), rotation
+            return center, size * (1 + 0.1 * rng.uniform(-1, 1)), rotation, True
         if rng.random() < aug.half_body_prob:
             part = self._upper if rng.random() < 0.5 else ~self._upper
             if (visible & part).sum() >= 3:
@@ -78,15 +86,23 @@ class TopDownTransform:
         if aug.rotation_prob and rng.random() < aug.rotation_prob:
             rotation = float(np.clip(rng.normal() * aug.rotation_sigma, -2 * aug.rotation_sigma,
                                      2 * aug.rotation_sigma))
-        return center, size, rotation
+        return center, size, rotation, False
 
     def __call__(self, image_rgb: np.ndarray, joints: np.ndarray, rng: np.random.Generator, box=None,
-                 teacher: np.ndarray | None = None):
+                 teacher: np.ndarray | None = None, whole_image: bool = True, neighbour=None):
         """(crop, targets, weights), and the ``teacher`` joints' targets and weights after
-        them when given: both sets of joints go through the same crop and flip."""
-        center, size, rotation = self.region(image_rgb.shape, joints, rng, box)
+        them when given: both sets of joints go through the same crop and flip.
+
+        ``neighbour`` = (image, joints (K, 3)) of another person, pasted into a person crop
+        beside or behind this one (never into a whole-image sample); the targets stay
+        this person's."""
+        center, size, rotation, whole = self._region(image_rgb.shape, joints, rng, box, whole_image)
         matrix = crop_transform(center, size, (self.input_w, self.input_h), rotation)
         crop = warp_crop(image_rgb, matrix, (self.input_w, self.input_h))
+        if neighbour is not None and not whole:
+            behind = rng.random() < self.augment.neighbour_behind
+            crop = paste_neighbour(crop, apply_affine(joints[:, :2], matrix), joints[:, 2] > 0,
+                                   *neighbour, self.layout, rng, behind)
         flip = rng.random() < self.augment.flip_prob
         if flip:
             crop = crop[:, ::-1]
@@ -106,6 +122,68 @@ class TopDownTransform:
             points, weights = points[self.flip_perm], weights[self.flip_perm]
         heatmap_size = (self.input_w // self.stride, self.input_h // self.stride)
         return encode(to_heatmap_coords(points, self.stride), weights, heatmap_size, self.sigma)
+
+
+def person_mask(points: np.ndarray, visible: np.ndarray, layout: JointLayout, shape,
+                thickness: float) -> np.ndarray:
+    """A soft float32 mask (H, W) of a person drawn from its joints: a thick stroke along
+    each bone whose two joints are visible, the torso filled, a disc for the head."""
+    mask = np.zeros(shape[:2], np.uint8)
+    t = max(int(round(thickness)), 1)
+    pts = np.round(points).astype(np.int32)
+    for a, b in layout.skeleton:
+        if visible[a] and visible[b]:
+            cv2.line(mask, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, t)
+    names = layout.joint_names
+    torso = [names.index(n) for n in ("right_shoulder", "left_shoulder", "left_hip", "right_hip") if n in names]
+    if len(torso) == 4 and visible[torso].all():
+        cv2.fillConvexPoly(mask, cv2.convexHull(pts[torso]), 1)
+    if "head_top" in names and "upper_neck" in names:
+        head, neck = names.index("head_top"), names.index("upper_neck")
+        if visible[head] and visible[neck]:
+            centre = (points[head] + points[neck]) / 2
+            radius = max(int(0.6 * np.linalg.norm(points[head] - points[neck])), t // 2, 1)
+            cv2.circle(mask, tuple(int(v) for v in np.round(centre)), radius, 1, -1)
+    soft = mask.astype(np.float32)
+    k = 2 * max(t // 3, 1) + 1
+    return cv2.GaussianBlur(soft, (k, k), 0)
+
+
+def paste_neighbour(crop: np.ndarray, points: np.ndarray, visible: np.ndarray, image: np.ndarray,
+                    joints: np.ndarray, layout: JointLayout, rng: np.random.Generator,
+                    behind: bool) -> np.ndarray:
+    """``crop`` with another person (``image``, ``joints`` (K, 3) of that image) pasted in.
+
+    The other person is scaled to 0.8-1.2 times this one's extent (``points`` in crop
+    pixels, ``visible``), placed to its left or right, sometimes mirrored, and cut out
+    by a mask drawn from its skeleton. ``behind``: closer to the centre, but this
+    person's own mask stays on top, so the neighbour is occluded by it; otherwise it is
+    beside, farther out, and drawn over whatever it overlaps."""
+    h, w = crop.shape[:2]
+    other_visible = joints[:, 2] > 0
+    other_box = keypoints_to_box(joints[:, :2], other_visible)
+    own_box = keypoints_to_box(points, visible)
+    if other_box is None or own_box is None or other_visible.sum() < 4:
+        return crop
+    own_extent = max(own_box[2] - own_box[0], own_box[3] - own_box[1], 8.0)
+    other_extent = max(other_box[2] - other_box[0], other_box[3] - other_box[1], 1.0)
+    scale = own_extent / other_extent * rng.uniform(0.8, 1.2)
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    reach = rng.uniform(0.15, 0.45) if behind else rng.uniform(0.4, 0.8)
+    target = np.array([(own_box[0] + own_box[2]) / 2 + side * reach * own_extent,
+                       (own_box[1] + own_box[3]) / 2 + rng.uniform(-0.12, 0.12) * own_extent])
+    source = np.array([(other_box[0] + other_box[2]) / 2, (other_box[1] + other_box[3]) / 2])
+    sx = -scale if rng.random() < 0.5 else scale
+    matrix = np.array([[sx, 0.0, target[0] - sx * source[0]], [0.0, scale, target[1] - scale * source[1]]])
+    pasted = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), matrix, (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    thickness = 0.09 * own_extent
+    mask = person_mask(apply_affine(joints[:, :2], matrix), other_visible, layout, (h, w), thickness) * inside
+    if behind:
+        mask = mask * (1.0 - person_mask(points, visible, layout, (h, w), 1.3 * thickness))
+    blended = crop.astype(np.float32) * (1 - mask[..., None]) + pasted.astype(np.float32) * mask[..., None]
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def color_jitter(crop: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:

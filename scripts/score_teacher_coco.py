@@ -1,0 +1,52 @@
+"""Scores MediaPipe's landmarks of COCO person crops (scripts/teacher_labels.py coco) with
+the metric lapx-eval gives an MPII-16 model on COCO: OKS-PCK@0.5 of the 12 limb joints on
+people with at least 5 labelled keypoints, and keypoint AP on those joints. A person the
+teacher missed counts as all joints wrong. Runs in the project's environment.
+
+    usage: python scripts/score_teacher_coco.py ANNOTATIONS.json TEACHER.npz
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lapx_ros
+
+from lapx_ros.data.coco import open_coco, person_annotations
+from lapx_ros.data.people import blazepose_to_mpii, mpii_to_coco_limbs
+from lapx_ros.data.teacher import BLAZEPOSE_OF_MPII
+from lapx_ros.evaluation import coco_limb_ap, coco_limb_people, keypoint_result, score_coco_limbs
+from lapx_ros.layouts import COCO_17
+
+
+def main(argv=None) -> int:
+    annotations, teacher_file = (argv or sys.argv[1:])[:2]
+    coco = open_coco(annotations)
+    data = np.load(teacher_file)
+    joints = blazepose_to_mpii(data["landmarks"], min_visibility=0.0)
+    k17 = mpii_to_coco_limbs(joints)
+    found = dict(zip(data["annotation_id"].tolist(), data["found"].tolist()))
+    by_id = {int(a): (k, f) for a, k, f in zip(data["annotation_id"], k17, data["found"])}
+    scored = coco_limb_people(coco)
+    pred = np.stack([by_id[a["id"]][0][:, :2] if found.get(a["id"]) else np.full((17, 2), np.nan) for a in scored])
+    result = score_coco_limbs(coco, scored, pred)
+    visibility = {int(a): m[:, 3] for a, m in zip(data["annotation_id"], data["landmarks"])}
+    results = []
+    for ann in person_annotations(coco):
+        if found.get(ann["id"]):
+            keypoints, _ = by_id[ann["id"]]
+            confidence = np.zeros(COCO_17.num_joints)
+            for name, landmark in BLAZEPOSE_OF_MPII.items():
+                confidence[COCO_17.index(name)] = visibility[ann["id"]][landmark]
+            results.append(keypoint_result(ann["image_id"], np.nan_to_num(keypoints[:, :2]), confidence, 1.0))
+    result.update({f"limb_{k}": v for k, v in coco_limb_ap(coco, results).items()},
+                  teacher=teacher_file, found=int(sum(found.values())))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

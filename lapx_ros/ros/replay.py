@@ -4,6 +4,10 @@ Each frame goes out as sensor_msgs/Image (any encoding the node reads) and/or
 CompressedImage on ``<topic>/compressed``, stamped when sent, with a plausible
 CameraInfo beside it, at a fixed rate, optionally looping. It lets the node, the
 demo and the tests run on real footage without a camera driver.
+
+With ``--depth`` a depth stream goes out beside the colour one, as an RGB-D camera's
+depth registered to its colour image: 16UC1 in millimetres (and/or image_transport's
+compressedDepth PNG), with each colour frame's stamp and a CameraInfo of its own.
 """
 from __future__ import annotations
 
@@ -13,10 +17,15 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from lapx_ros.ros.convert import COMPRESSED_FORMATS, OUTPUT_ENCODINGS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEPTH_TOPIC = "camera/aligned_depth_to_color/image_raw"
+DEPTH_TRANSPORTS = ("raw", "compressedDepth", "both")
+PLANE_PREFIX = "plane:"
+MAX_MILLIMETRES = np.iinfo(np.uint16).max
 
 
 class FrameSource:
@@ -73,6 +82,103 @@ class FrameSource:
         return frame
 
 
+class DepthFileError(ValueError):
+    """A depth file that cannot be published (found while replaying, not at start)."""
+
+
+class DepthSource:
+    """Depth in millimetres (uint16) for each colour frame, so the depth path can be
+    tried without an RGB-D camera: 16-bit PNGs from a folder (name order, repeated when
+    there are fewer than colour frames) or one file, or ``plane:METRES``, a flat wall
+    facing the camera at that distance. Images are resized to the colour frame with
+    the nearest pixel, never blended: a blend of a person and a wall is neither."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.plane_mm: int | None = None
+        self._images: list[Path] = []
+        if spec.startswith(PLANE_PREFIX):
+            try:
+                metres = float(spec[len(PLANE_PREFIX):])
+            except ValueError:
+                raise ValueError(f"{spec}: the plane's distance must be a number of metres") from None
+            if not 0 < metres * 1000 <= MAX_MILLIMETRES:
+                raise ValueError(f"{spec}: the plane's distance must be in "
+                                 f"(0, {MAX_MILLIMETRES / 1000}] m")
+            self.plane_mm = int(round(metres * 1000))
+            return
+        path = Path(spec)
+        if path.is_dir():
+            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+            if not self._images:
+                raise ValueError(f"no .png depth images in folder {spec}")
+        elif path.is_file() and path.suffix.lower() == ".png":
+            self._images = [path]
+        else:
+            raise ValueError(f"{spec}: neither a folder or file of 16-bit PNGs "
+                             f"nor {PLANE_PREFIX}METRES")
+
+    def depth_for(self, index: int, width: int, height: int) -> np.ndarray:
+        """The (height, width) uint16 depth image to go with colour frame ``index``."""
+        if self.plane_mm is not None:
+            return np.full((height, width), self.plane_mm, np.uint16)
+        path = self._images[index % len(self._images)]
+        depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
+            raise DepthFileError(f"{path}: not a single-channel 16-bit PNG (depth in millimetres)")
+        if depth.shape != (height, width):
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+        return depth
+
+
+def depth_image_msg(depth_mm: np.ndarray, header):
+    """A 16UC1 sensor_msgs/Image (REP 118: millimetres, 0 = no depth)."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = depth_mm.shape
+    msg.encoding, msg.is_bigendian, msg.step = "16UC1", 0, depth_mm.shape[1] * 2
+    msg.data = np.ascontiguousarray(depth_mm, "<u2").tobytes()
+    return msg
+
+
+def compressed_depth_msg(depth_mm: np.ndarray, header):
+    """The same depth as image_transport's compressedDepth transport sends it (PNG)."""
+    from sensor_msgs.msg import CompressedImage
+
+    from lapx_ros.runtime.depth import encode_compressed_depth
+
+    msg = CompressedImage()
+    msg.header = header
+    msg.format, msg.data = encode_compressed_depth(depth_mm)
+    return msg
+
+
+class DepthSender:
+    """Publishes one depth image (raw and/or compressedDepth) and its CameraInfo."""
+
+    def __init__(self, node, args, qos):
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        from lapx_ros.ros.messages import sibling_topic
+
+        topic = args.depth_topic.rstrip("/")
+        transport = args.depth_transport
+        self.raw_pub = (node.create_publisher(Image, topic, qos)
+                        if transport != "compressedDepth" else None)
+        self.compressed_pub = (node.create_publisher(CompressedImage, topic + "/compressedDepth", qos)
+                               if transport != "raw" else None)
+        self.info_pub = node.create_publisher(CameraInfo, sibling_topic(topic, "camera_info"), qos)
+
+    def __call__(self, depth_mm: np.ndarray, header) -> None:
+        if self.raw_pub:
+            self.raw_pub.publish(depth_image_msg(depth_mm, header))
+        if self.compressed_pub:
+            self.compressed_pub.publish(compressed_depth_msg(depth_mm, header))
+        self.info_pub.publish(camera_info_for(depth_mm.shape[1], depth_mm.shape[0], header))
+
+
 def camera_info_for(width: int, height: int, header):
     """A pinhole CameraInfo with a focal length of one image width and no distortion."""
     from sensor_msgs.msg import CameraInfo
@@ -106,9 +212,26 @@ def parse_args(argv=None):
     parser.add_argument("--wait-subscribers", type=int, default=0,
                         help="wait (up to 30 s) for this many image subscribers before sending")
     parser.add_argument("--quiet", action="store_true")
+    depth = parser.add_argument_group(
+        "depth", "an RGB-D camera's depth registered to the colour image: 16UC1 in millimetres, "
+                 "stamped like its colour frame, with a CameraInfo on the sibling camera_info topic")
+    depth.add_argument("--depth", metavar="SOURCE",
+                       help="a folder of 16-bit PNGs in millimetres (0 = no depth; taken in name "
+                            "order, one per colour frame, repeated when fewer), one such PNG, or "
+                            "plane:METRES for a flat wall at that distance (e.g. plane:2.5); "
+                            "resized to the colour frame with the nearest pixel")
+    depth.add_argument("--depth-topic", default=DEPTH_TOPIC, help="depth Image topic")
+    depth.add_argument("--depth-transport", default="raw", choices=DEPTH_TRANSPORTS,
+                       help="raw Image, compressedDepth (PNG, on <depth-topic>/compressedDepth "
+                            "as image_transport names it), or both")
+    depth.add_argument("--depth-first", action="store_true",
+                       help="publish each depth image before its colour frame (default: after)")
     args = parser.parse_args(argv)
     if args.rate < 0:
         parser.error("--rate must be >= 0")
+    if args.depth is None and (args.depth_topic != DEPTH_TOPIC or args.depth_transport != "raw"
+                               or args.depth_first):
+        parser.error("--depth-topic, --depth-transport and --depth-first need --depth")
     return args
 
 
@@ -125,6 +248,7 @@ def main(argv=None) -> int:
     args = parse_args(argv[:len(argv) - len(ros_args)])
     try:
         source = FrameSource(args.source, args.size)
+        depth_source = DepthSource(args.depth) if args.depth else None
     except ValueError as exc:
         print(f"lapx-replay: {exc}", file=sys.stderr)
         return 2
@@ -137,13 +261,14 @@ def main(argv=None) -> int:
     jpeg_pub = (node.create_publisher(CompressedImage, topic + "/compressed", qos)
                 if args.transport != "raw" else None)
     info_pub = node.create_publisher(CameraInfo, sibling_topic(topic, "camera_info"), qos)
+    depth_send = DepthSender(node, args, qos) if depth_source else None
     image_pubs = [p for p in (raw_pub, jpeg_pub) if p is not None]
     deadline = time.monotonic() + 30.0
     while (sum(p.get_subscription_count() for p in image_pubs) < args.wait_subscribers
            and time.monotonic() < deadline):
         time.sleep(0.05)
     period = 1.0 / args.rate if args.rate > 0 else 0.0
-    sent, started = 0, time.monotonic()
+    sent, started, status = 0, time.monotonic(), 0
     next_time = started
     try:
         for frame in source.frames(args.loop):
@@ -152,11 +277,17 @@ def main(argv=None) -> int:
             header = Image().header
             header.stamp = node.get_clock().now().to_msg()
             header.frame_id = args.frame_id
+            depth = (depth_source.depth_for(sent, frame.shape[1], frame.shape[0])
+                     if depth_source else None)
+            if depth is not None and args.depth_first:
+                depth_send(depth, header)
             if raw_pub:
                 raw_pub.publish(to_image_msg(frame, args.encoding, header))
             if jpeg_pub:
                 jpeg_pub.publish(to_compressed_msg(frame, args.format, header))
             info_pub.publish(camera_info_for(frame.shape[1], frame.shape[0], header))
+            if depth is not None and not args.depth_first:
+                depth_send(depth, header)
             sent += 1
             if not args.quiet and sent % 100 == 0:
                 print(f"lapx-replay: {sent} frames", flush=True)
@@ -164,6 +295,9 @@ def main(argv=None) -> int:
             time.sleep(max(0.0, next_time - time.monotonic()))
     except KeyboardInterrupt:
         pass
+    except DepthFileError as exc:
+        print(f"lapx-replay: {exc}", file=sys.stderr)
+        status = 2
     finally:
         elapsed = max(time.monotonic() - started, 1e-6)
         if not args.quiet:
@@ -171,7 +305,7 @@ def main(argv=None) -> int:
                   flush=True)
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

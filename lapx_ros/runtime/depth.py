@@ -170,26 +170,36 @@ def _decode_rvl(payload: bytes, max_pixels: int) -> np.ndarray:
         raise DepthError(f"compressedDepth corrupt: RVL image size {width}x{height}")
     if pixels > max_pixels:
         raise DepthError(f"depth image too large: {width}x{height} > {max_pixels} pixels")
-    words = np.frombuffer(payload, "<u4", offset=8)
-    nibbles = ((words[:, None] >> np.arange(28, -1, -4, dtype=np.uint32)) & 0xF).ravel()
+    # each little-endian word's bytes, most significant first, split into nibbles
+    word_bytes = np.frombuffer(payload, np.uint8, offset=8).reshape(-1, 4)[:, ::-1]
+    nibbles = np.stack([word_bytes >> 4, word_bytes & 0xF], axis=-1).ravel()
     ends = np.flatnonzero(nibbles < 8)  # a value ends at a nibble without the "more" bit
     if not ends.size:
         raise DepthError("compressedDepth corrupt: RVL stream holds no value")
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    if (ends - starts).max() >= _RVL_MAX_NIBBLES:
+    lengths = np.diff(ends, prepend=-1)
+    if lengths.max() > _RVL_MAX_NIBBLES:
         raise DepthError("compressedDepth corrupt: RVL value longer than 32 bits")
-    nibbles = nibbles[:ends[-1] + 1].astype(np.int64)
-    place = np.arange(nibbles.size) - np.repeat(starts, ends - starts + 1)
-    values = np.add.reduceat((nibbles & 7) << (3 * place), starts)
+    bits = nibbles & 7
+    starts = ends - lengths + 1
+    values = bits[starts].astype(np.int64)
+    longer = np.flatnonzero(lengths > 1)  # most values are one or two nibbles
+    for place in range(1, int(lengths.max())):
+        longer = longer[lengths[longer] > place]
+        values[longer] |= bits[starts[longer] + place].astype(np.int64) << (3 * place)
     run_pixel, run_value, run_length = _rvl_runs(values.tolist(), pixels)
+    deltas = values[_inside_runs(run_value, run_length, values.size)]
+    deltas = (deltas >> 1) ^ -(deltas & 1)  # zigzag back to signed
     out = np.zeros(pixels, np.uint16)
-    if run_length.size:
-        offset = np.arange(run_length.sum()) - np.repeat(np.cumsum(run_length) - run_length,
-                                                         run_length)
-        coded = values[np.repeat(run_value, run_length) + offset]
-        deltas = (coded >> 1) ^ -(coded & 1)
-        out[np.repeat(run_pixel, run_length) + offset] = np.cumsum(deltas) & 0xFFFF
+    out[_inside_runs(run_pixel, run_length, pixels)] = np.cumsum(deltas) & 0xFFFF
     return out.reshape(height, width)
+
+
+def _inside_runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
+    """Boolean mask of ``size`` that is True inside each run [start, start + length)."""
+    edges = np.zeros(size + 1, np.int32)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, starts + lengths, -1)
+    return np.cumsum(edges[:-1]) > 0
 
 
 def _rvl_runs(values: list, pixels: int):

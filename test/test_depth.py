@@ -406,6 +406,21 @@ def test_joints_on_a_tilted_person_are_within_2_cm():
     assert error.max() < 0.02, error
 
 
+def test_noise_holes_and_edge_shadows_keep_joints_within_2_cm():
+    # What a stereo camera adds: noise growing with distance, scattered holes, and a band
+    # without depth beside the body where one camera sees the wall the other cannot.
+    depth, person = scene()
+    rng = np.random.default_rng(9)
+    depth *= 1.0 + rng.normal(0.0, 0.005, depth.shape).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = 0.0
+    mask = body_mask()
+    shadow = cv2.dilate(mask.astype(np.uint8), np.ones((1, 15), np.uint8)).astype(bool) & ~mask
+    depth[shadow] = 0.0
+    result = locate(depth)
+    assert result.joints_with_depth == 16
+    assert np.linalg.norm(result.positions[0] - truth(person), axis=1).max() < 0.02
+
+
 def test_joints_at_the_body_edge_take_the_limb_not_the_wall():
     depth, person = scene()
     edge = BODY_PIXELS.copy()

@@ -1,6 +1,6 @@
 """Depth images -> 3D joints in metres, without ROS.
 
-Four steps, each usable on its own:
+Three parts, each usable on its own:
 - decoding: a depth Image (16UC1 in millimetres, 32FC1 in metres) or image_transport's
   compressedDepth CompressedImage (PNG or RVL) -> float32 metres, NaN where invalid.
   Messages are read by attribute only, so any object shaped like them works. Bad input
@@ -27,8 +27,8 @@ import numpy as np
 
 from lapx_ros.runtime.camera import PinholeCamera
 
-# encoding -> (numpy sample type, metres per unit); REP 118: 16UC1 in mm, 32FC1 in m.
-DEPTH_ENCODINGS = {"16UC1": ("u2", 0.001), "mono16": ("u2", 0.001), "32FC1": ("f4", 1.0)}
+# encoding -> numpy sample type; REP 118: 16-bit in millimetres, 32-bit float in metres.
+DEPTH_ENCODINGS = {"16UC1": "u2", "mono16": "u2", "32FC1": "f4"}
 DEFAULT_MAX_PIXELS = 3840 * 2160
 # image_transport's compressedDepth: int32 format (0 = inverse depth, the only one),
 # float32 A, float32 B; then a PNG or an RVL stream.
@@ -51,7 +51,7 @@ def depth_from_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if encoding not in DEPTH_ENCODINGS:
         raise DepthError(f"unsupported depth encoding: {encoding!r}; depth images must be "
                          f"16UC1 (mm) or 32FC1 (m)")
-    sample, scale = DEPTH_ENCODINGS[encoding]
+    sample = DEPTH_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     size = np.dtype(sample).itemsize
     if width < 1 or height < 1:
@@ -71,9 +71,7 @@ def depth_from_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         buf = np.frombuffer(bytes(data), np.uint8)
     order = ">" if int(msg.is_bigendian) else "<"
     raw = buf.reshape(height, step)[:, :width * size].view(order + sample)
-    if scale == 1.0:
-        return _metres_from_float(raw)
-    return _metres_from_millimetres(raw)
+    return _metres_from_float(raw) if sample == "f4" else _metres_from_millimetres(raw)
 
 
 def depth_from_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

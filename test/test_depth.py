@@ -328,6 +328,21 @@ def test_depth_never_used_is_counted_when_it_leaves():
     assert pairer.pair(4.0, tolerance=0.01) is None
 
 
+def test_after_a_clock_restart_the_pairer_waits_again():
+    pairer = DepthPairer()
+    pairer.add(100.0, "old timeline")
+    started = time.monotonic()
+    assert pairer.pair(1.0, tolerance=0.01, wait=1.0) is None  # newer depth: no wait
+    assert time.monotonic() - started < 0.1
+    pairer.restart()
+    sender = threading.Timer(0.05, pairer.add, args=(1.0, "new timeline"))
+    sender.start()
+    try:
+        assert pairer.pair(1.0, tolerance=0.01, wait=2.0) == "new timeline"
+    finally:
+        sender.join()
+
+
 def test_pairing_from_two_threads_loses_nothing():
     pairer = DepthPairer(capacity=100)
     stamps = [i / 30.0 for i in range(60)]

@@ -239,6 +239,10 @@ class DepthPairer:
     path never stalls for long. What is stored is up to the caller: keeping the message
     and decoding it once paired skips the depth images that no frame uses.
 
+    ``capacity`` depth images are kept: at the depth rate they must span the delay of
+    the colour path (10 at 30 Hz span 0.33 s); any older than ``max_age`` seconds
+    before the frame being paired are dropped.
+
     Counters: ``paired`` and ``unpaired_colour`` colour frames, ``unused_depth`` depth
     images dropped without ever being paired.
     """
@@ -250,13 +254,11 @@ class DepthPairer:
         self.unpaired_colour = 0
         self.unused_depth = 0
         self._items: collections.deque[_Pending] = collections.deque()
-        self._newest = -np.inf
         self._cond = threading.Condition()
 
     def add(self, stamp: float, depth) -> None:
         with self._cond:
             self._items.append(_Pending(stamp, depth))
-            self._newest = max(self._newest, stamp)
             while len(self._items) > self.capacity:
                 self._drop_oldest()
             self._cond.notify_all()
@@ -271,7 +273,7 @@ class DepthPairer:
             while True:
                 found = self._nearest(stamp, tolerance)
                 remaining = deadline - time.monotonic()
-                if found is not None or remaining <= 0 or self._newest > stamp + tolerance:
+                if found is not None or remaining <= 0 or self._passed(stamp + tolerance):
                     break
                 self._cond.wait(remaining)
             while self._items and self._items[0].stamp < stamp - self.max_age:
@@ -289,7 +291,6 @@ class DepthPairer:
         with self._cond:
             while self._items:
                 self._drop_oldest()
-            self._newest = -np.inf
 
     def counts(self) -> dict:
         with self._cond:
@@ -303,6 +304,9 @@ class DepthPairer:
             if gap <= tolerance and (best is None or gap < abs(best.stamp - stamp)):
                 best = item
         return best
+
+    def _passed(self, stamp: float) -> bool:
+        return any(item.stamp > stamp for item in self._items)
 
     def _drop_oldest(self) -> None:
         if not self._items.popleft().used:

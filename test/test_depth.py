@@ -270,8 +270,8 @@ def test_depth_arriving_first_pairs_at_once():
     pairer = DepthPairer()
     pairer.add(10.0, "depth@10")
     started = time.monotonic()
-    assert pairer.pair(10.0, tolerance=0.01, wait=1.0) == "depth@10"
-    assert time.monotonic() - started < 0.1
+    assert pairer.pair(10.0, tolerance=0.01, wait=10.0) == "depth@10"
+    assert time.monotonic() - started < 2.0  # far less than the wait
     assert pairer.counts() == {"paired": 1, "unpaired_colour": 0, "unused_depth": 0}
 
 
@@ -281,10 +281,10 @@ def test_colour_arriving_first_waits_for_its_depth():
     started = time.monotonic()
     sender.start()
     try:
-        assert pairer.pair(5.0, tolerance=0.01, wait=2.0) == "depth@5"
+        assert pairer.pair(5.0, tolerance=0.01, wait=10.0) == "depth@5"
     finally:
         sender.join()
-    assert 0.05 < time.monotonic() - started < 1.0
+    assert 0.05 < time.monotonic() - started < 5.0
     assert pairer.paired == 1
 
 
@@ -292,7 +292,7 @@ def test_the_wait_is_bounded_when_no_depth_comes():
     pairer = DepthPairer()
     started = time.monotonic()
     assert pairer.pair(1.0, tolerance=0.01, wait=0.2) is None
-    assert 0.19 <= time.monotonic() - started < 0.6
+    assert 0.19 <= time.monotonic() - started < 3.0
     assert pairer.unpaired_colour == 1 and pairer.paired == 0
 
 
@@ -300,8 +300,8 @@ def test_the_wait_ends_early_once_newer_depth_has_come():
     pairer = DepthPairer()
     pairer.add(2.0, "later")
     started = time.monotonic()
-    assert pairer.pair(1.0, tolerance=0.01, wait=5.0) is None
-    assert time.monotonic() - started < 0.1
+    assert pairer.pair(1.0, tolerance=0.01, wait=10.0) is None
+    assert time.monotonic() - started < 2.0
 
 
 def test_the_nearest_stamp_within_the_tolerance_wins():
@@ -332,13 +332,13 @@ def test_after_a_clock_restart_the_pairer_waits_again():
     pairer = DepthPairer()
     pairer.add(100.0, "old timeline")
     started = time.monotonic()
-    assert pairer.pair(1.0, tolerance=0.01, wait=1.0) is None  # newer depth: no wait
-    assert time.monotonic() - started < 0.1
+    assert pairer.pair(1.0, tolerance=0.01, wait=10.0) is None  # newer depth: no wait
+    assert time.monotonic() - started < 2.0
     pairer.restart()
     sender = threading.Timer(0.05, pairer.add, args=(1.0, "new timeline"))
     sender.start()
     try:
-        assert pairer.pair(1.0, tolerance=0.01, wait=2.0) == "new timeline"
+        assert pairer.pair(1.0, tolerance=0.01, wait=10.0) == "new timeline"
     finally:
         sender.join()
 
@@ -350,7 +350,7 @@ def test_pairing_from_two_threads_loses_nothing():
 
     def colour():
         for stamp in stamps:
-            got.append(pairer.pair(stamp, tolerance=0.005, wait=1.0))
+            got.append(pairer.pair(stamp, tolerance=0.005, wait=5.0))
 
     consumer = threading.Thread(target=colour)
     consumer.start()

@@ -10,9 +10,25 @@ K = [500.0, 0.0, 320.0, 0.0, 400.0, 240.0, 0.0, 0.0, 1.0]
 P = [510.0, 0.0, 321.0, 0.0, 0.0, 410.0, 241.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 
 
+def camera_info(k=K, p=P, d=(), model="plumb_bob", width=640, height=480):
+    return SimpleNamespace(k=k, p=p, d=list(d), distortion_model=model, width=width, height=height)
+
+
 def test_from_camera_info_reads_k():
-    info = SimpleNamespace(k=K, p=P, width=640, height=480)
-    assert PinholeCamera.from_camera_info(info) == PinholeCamera(500.0, 400.0, 320.0, 240.0, 640, 480)
+    cam = PinholeCamera.from_camera_info(camera_info(d=[0.0] * 5))
+    assert cam == PinholeCamera(500.0, 400.0, 320.0, 240.0, 640, 480, (0.0,) * 5)
+    assert not cam.distorted
+
+
+def test_distortion_is_kept_for_the_models_opencv_shares():
+    d = [0.1, -0.02, 0.001, 0.0, 0.003]
+    assert PinholeCamera.from_camera_info(camera_info(d=d)).distortion == tuple(d)
+    eight = d + [0.01, 0.0, 0.0]
+    assert PinholeCamera.from_camera_info(camera_info(d=eight, model="rational_polynomial")).distorted
+    assert PinholeCamera.from_camera_info(camera_info(d=d[:4], model="equidistant")).distortion == ()
+    # P describes the rectified image: no distortion there
+    rectified = PinholeCamera.from_camera_info(camera_info(k=[0.0] * 9, d=d))
+    assert rectified.fx == 510.0 and rectified.distortion == ()
 
 
 def test_p_is_used_when_k_is_unset_and_nothing_when_both_are():
@@ -71,6 +87,26 @@ def test_message_pixels_are_half_a_pixel_right_of_camera_pixels():
     cam = PinholeCamera.guess(640, 480)
     message_xy = np.array([[320.0, 240.0]])
     assert np.allclose(cam.back_project(message_xy - 0.5, 2.0), [[0.0, 0.0, 2.0]])
+
+
+def test_back_projection_undoes_radial_distortion():
+    cam = PinholeCamera(500.0, 500.0, 320.0, 240.0, 640, 480, (0.1, 0.0, 0.0, 0.0, 0.0))
+    # the ray x = 0.5 is imaged at 0.5 * (1 + 0.1 * 0.5^2) = 0.5125 -> u = 320 + 256.25
+    assert np.allclose(cam.back_project([[576.25, 240.0]], 1.0), [[0.5, 0.0, 1.0]], atol=1e-9)
+    assert np.allclose(cam.project([[0.5, 0.0, 1.0]]), [[576.25, 240.0]])
+    assert np.allclose(cam.back_project([[320.0, 240.0]], 2.0), [[0.0, 0.0, 2.0]])
+
+
+def test_distorted_round_trip_and_rescaling():
+    cam = PinholeCamera(612.0, 611.0, 318.0, 244.0, 640, 480, (0.12, -0.25, 0.001, -0.002, 0.1))
+    pixels = np.array([[0.0, 0.0], [639.0, 479.0], [100.0, 400.0], [np.nan, np.nan]])
+    points = cam.back_project(pixels, 3.0)
+    assert np.isnan(points[3]).all()
+    assert np.allclose(cam.project(points[:3]), pixels[:3], atol=1e-6)
+    # the same ray from the image at twice the size
+    double = cam.scaled_to(1280, 960)
+    assert double.distortion == cam.distortion
+    assert np.allclose(double.back_project((pixels[:3] + 0.5) * 2 - 0.5, 3.0), points[:3], atol=1e-9)
 
 
 def test_pixels_map_between_a_colour_image_and_a_half_size_depth_image():

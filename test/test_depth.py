@@ -12,7 +12,8 @@ from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.depth import (BodyDepth, DepthError, DepthPairer, DepthSettings,
                                     JointDepthEstimator, depth_from_compressed,
-                                    depth_from_image, encode_compressed_depth, torso_joints)
+                                    depth_from_image, depth_from_message,
+                                    encode_compressed_depth, torso_joints)
 
 
 # ------------------------------------------------------------------ message builders
@@ -200,6 +201,13 @@ def test_the_encoder_for_replay_round_trips():
     assert fmt == "16UC1; compressedDepth png" and data[:12] == header()
     metres = depth_from_compressed(compressed_msg(fmt, data))
     assert np.allclose(metres[mm > 0], mm[mm > 0] / 1000.0) and np.isnan(metres[mm == 0]).all()
+
+
+def test_either_kind_of_message_is_decoded():
+    mm = sample_millimetres(seed=10)
+    expected = depth_from_image(image_msg(mm, "16UC1"))
+    for msg in (image_msg(mm, "16UC1"), compressed_msg(PNG16, header() + png16(mm))):
+        assert np.array_equal(depth_from_message(msg), expected, equal_nan=True)
 
 
 def good_png_payload() -> bytes:
@@ -589,6 +597,15 @@ def test_a_depth_image_of_another_aspect_ratio_needs_its_camera_info():
     assert result.depths[0, 7] == pytest.approx(2.2)
     assert np.isnan(result.depths[0, [0, 5]]).all()  # the ankles fall below the crop
     assert np.allclose(np.delete(result.depths[0], [0, 5, 7]), 2.0)
+
+
+def test_a_distorted_colour_camera_gives_the_undistorted_rays():
+    depth, _ = scene(tilt_x=0.0, tilt_y=0.0)
+    lens = PinholeCamera(525.0, 525.0, 319.5, 239.5, 640, 480, (0.1, -0.05, 0.0, 0.0, 0.0))
+    result = locate(depth, camera=lens)
+    expected = lens.back_project(BODY_PIXELS, 2.0)
+    assert np.allclose(result.positions[0], expected)
+    assert not np.allclose(expected, CAMERA.back_project(BODY_PIXELS, 2.0), atol=0.005)
 
 
 def test_the_colour_camera_must_know_its_image_size():

@@ -97,6 +97,14 @@ def depth_from_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return metres
 
 
+def depth_from_message(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Either kind of depth message, told apart by its fields: a CompressedImage has a
+    format, an Image an encoding. For a pairer that stores messages of both kinds."""
+    if hasattr(msg, "format"):
+        return depth_from_compressed(msg, max_pixels)
+    return depth_from_image(msg, max_pixels)
+
+
 def encode_compressed_depth(depth_mm: np.ndarray, png_level: int = 3) -> tuple[str, bytes]:
     """(format, data) of a 16UC1 millimetre image as image_transport's compressedDepth
     PNG, for publishing (replay); ``png_level`` trades CPU for size."""

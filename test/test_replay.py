@@ -23,7 +23,7 @@ def test_a_plane_is_one_distance_everywhere():
     ("plane:far", "number of metres"),
     ("plane:0", r"must be in \(0"),
     ("plane:70", r"must be in \(0"),
-    ("no/such/place", "neither a folder"),
+    ("no/such/place", "not a folder or file"),
 ])
 def test_bad_depth_sources_are_refused_at_start(spec, reason):
     with pytest.raises(ValueError, match=reason):

@@ -115,7 +115,7 @@ class DepthSource:
         elif path.is_file() and path.suffix.lower() == ".png":
             self._images = [path]
         else:
-            raise ValueError(f"{spec}: neither a folder or file of 16-bit PNGs "
+            raise ValueError(f"{spec}: not a folder or file of 16-bit PNGs, "
                              f"nor {PLANE_PREFIX}METRES")
 
     def depth_for(self, index: int, width: int, height: int) -> np.ndarray:

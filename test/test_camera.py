@@ -23,6 +23,7 @@ def test_from_camera_info_reads_k():
 def test_distortion_is_kept_for_the_models_opencv_shares():
     d = [0.1, -0.02, 0.001, 0.0, 0.003]
     assert PinholeCamera.from_camera_info(camera_info(d=d)).distortion == tuple(d)
+    assert PinholeCamera.from_matrices(K, None, 640, 480, np.array(d), "plumb_bob").distorted
     eight = d + [0.01, 0.0, 0.0]
     assert PinholeCamera.from_camera_info(camera_info(d=eight, model="rational_polynomial")).distorted
     assert PinholeCamera.from_camera_info(camera_info(d=d[:4], model="equidistant")).distortion == ()
@@ -37,6 +38,7 @@ def test_p_is_used_when_k_is_unset_and_nothing_when_both_are():
     assert PinholeCamera.from_matrices([0.0] * 9, [0.0] * 12) is None
     assert PinholeCamera.from_matrices([float("nan")] * 9) is None
     assert PinholeCamera.from_matrices([1.0, 2.0]) is None
+    assert PinholeCamera.from_matrices(P, None) is None  # a 3x4 matrix is not a K
 
 
 def test_guess_is_centred_with_a_focal_length_of_one_width():

@@ -46,14 +46,16 @@ class PinholeCamera:
         """From CameraInfo's K (3x3, row-major) with D, or, when K is unset, P (3x4, for
         the rectified image: no distortion); None when neither holds a usable pinhole
         (drivers send all zeros before calibration)."""
-        for values, fx_i, fy_i, cx_i, cy_i in ((k, 0, 4, 2, 5), (p, 0, 5, 2, 6)):
+        # (matrix, its size, where fx fy cx cy are, whether it is the raw image's)
+        for values, size, (fx_i, fy_i, cx_i, cy_i), raw in ((k, 9, (0, 4, 2, 5), True),
+                                                            (p, 12, (0, 5, 2, 6), False)):
             if values is None:
                 continue
             m = np.asarray([float(v) for v in values], np.float64)
-            if m.size not in (9, 12) or not np.isfinite(m).all() or m[fx_i] <= 0 or m[fy_i] <= 0:
+            if m.size != size or not np.isfinite(m).all() or m[fx_i] <= 0 or m[fy_i] <= 0:
                 continue
-            coefficients = tuple(float(c) for c in d or ())
-            usable = (values is k and distortion_model in DISTORTION_MODELS
+            coefficients = tuple(float(c) for c in (() if d is None else d))
+            usable = (raw and distortion_model in DISTORTION_MODELS
                       and len(coefficients) in (4, 5, 8) and np.isfinite(coefficients).all())
             return cls(float(m[fx_i]), float(m[fy_i]), float(m[cx_i]), float(m[cy_i]),
                        int(width), int(height), coefficients if usable else ())

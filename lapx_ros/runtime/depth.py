@@ -192,7 +192,7 @@ def _decode_rvl(payload: bytes, max_pixels: int) -> np.ndarray:
     for place in range(1, int(lengths.max())):
         longer = longer[lengths[longer] > place]
         values[longer] |= bits[starts[longer] + place].astype(np.int64) << (3 * place)
-    run_pixel, run_value, run_length = _rvl_runs(values.tolist(), pixels)
+    run_pixel, run_value, run_length = _rvl_runs(values, pixels)
     deltas = values[_inside_runs(run_value, run_length, values.size)]
     deltas = (deltas >> 1) ^ -(deltas & 1)  # zigzag back to signed
     out = np.zeros(pixels, np.uint16)
@@ -208,15 +208,16 @@ def _inside_runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarr
     return np.cumsum(edges[:-1]) > 0
 
 
-def _rvl_runs(values: list, pixels: int):
+def _rvl_runs(values: np.ndarray, pixels: int):
     """Walk the (zeros, non-zeros, deltas...) groups: for each run of non-zero pixels
-    its first pixel, the index of its first delta in ``values``, and its length."""
+    its first pixel, the index of its first delta in ``values``, and its length. Only
+    two values per run are read, so a few runs cost little however many pixels."""
     run_pixel, run_value, run_length = [], [], []
     index = filled = 0
     while filled < pixels:
         if index + 1 >= len(values):
             raise DepthError("compressedDepth corrupt: RVL stream ends early")
-        zeros, nonzeros = values[index], values[index + 1]
+        zeros, nonzeros = int(values[index]), int(values[index + 1])
         filled += zeros
         if nonzeros:
             run_pixel.append(filled)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
@@ -381,29 +382,14 @@ BODY_PIXELS = np.array([
 WALL = 4.5
 
 
-def plane_depth(z0, tilt_x=0.0, tilt_y=0.0, camera=CAMERA, shape=(480, 640)):
-    """Depth of the plane Z = z0 + tilt_x * X + tilt_y * Y at every pixel."""
-    v, u = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-    xn, yn = (u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy
-    return z0 / (1.0 - tilt_x * xn - tilt_y * yn)
-
-
-def body_mask(pixels=BODY_PIXELS, shape=(480, 640), thickness=22, scale=1.0):
-    """The person's silhouette: thick bones between the joints plus a torso block."""
-    mask = np.zeros(shape, np.uint8)
-    p = np.round(pixels * scale).astype(int)
-    for a, b in MPII_16.skeleton:
-        cv2.line(mask, tuple(p[a]), tuple(p[b]), 1, int(thickness * scale))
-    cv2.fillConvexPoly(mask, p[[12, 13, 3, 2]], 1)
-    cv2.circle(mask, tuple(p[9]), int(18 * scale), 1, -1)
-    return mask.astype(bool)
+def silhouette(pixels=BODY_PIXELS, shape=(480, 640), scale=1.0):
+    return body_mask(shape, pixels * scale, MPII_16.skeleton, TORSO, thickness=22 * scale)
 
 
 def scene(z0=2.0, tilt_x=0.3, tilt_y=-0.2):
-    """A person on a tilted plane at about z0, a wall farther back; and the truth."""
-    person = plane_depth(z0, tilt_x, tilt_y)
-    depth = np.where(body_mask(), person, WALL).astype(np.float32)
-    return depth, person
+    """A person on a tilted plane at about z0 in front of a wall; and that plane."""
+    plane = TiltedPlane(z0, tilt_x, tilt_y)
+    return person_scene(CAMERA, plane, silhouette(), WALL), plane
 
 
 def estimator(**settings):
@@ -416,9 +402,8 @@ def locate(depth, pixels=BODY_PIXELS, seen=None, camera=CAMERA, depth_camera=Non
     return estimator(**settings).locate(depth, people, seen, camera, depth_camera)
 
 
-def truth(person_depth, pixels=BODY_PIXELS, camera=CAMERA):
-    z = person_depth[np.round(pixels[:, 1]).astype(int), np.round(pixels[:, 0]).astype(int)]
-    return camera.back_project(pixels, z)
+def truth(plane, pixels=BODY_PIXELS):
+    return plane.points(CAMERA, pixels)
 
 
 def test_joints_on_a_tilted_person_are_within_2_cm():
@@ -436,12 +421,20 @@ def test_noise_holes_and_edge_shadows_keep_joints_within_2_cm():
     rng = np.random.default_rng(9)
     depth *= 1.0 + rng.normal(0.0, 0.005, depth.shape).astype(np.float32)
     depth[rng.random(depth.shape) < 0.1] = 0.0
-    mask = body_mask()
+    mask = silhouette()
     shadow = cv2.dilate(mask.astype(np.uint8), np.ones((1, 15), np.uint8)).astype(bool) & ~mask
     depth[shadow] = 0.0
     result = locate(depth)
     assert result.joints_with_depth == 16
     assert np.linalg.norm(result.positions[0] - truth(person), axis=1).max() < 0.02
+
+
+def test_a_published_16uc1_scene_decodes_to_joints_within_2_cm():
+    depth, plane = scene()
+    depth[200:230, 400:460] = np.nan  # no depth there: 0 in the message
+    msg = image_msg(millimetres(depth), "16UC1")
+    result = locate(depth_from_image(msg))
+    assert np.linalg.norm(result.positions[0] - truth(plane), axis=1).max() < 0.02
 
 
 def test_joints_at_the_body_edge_take_the_limb_not_the_wall():
@@ -548,9 +541,8 @@ def test_a_lone_joint_with_depth_is_not_trusted():
 def test_each_person_is_checked_against_their_own_depth():
     near_depth, near_person = scene(z0=1.8)
     far_pixels = BODY_PIXELS + (150, 0)
-    far_mask = body_mask(far_pixels)
-    far_person = plane_depth(3.5)
-    depth = np.where(far_mask & ~body_mask(), far_person, near_depth).astype(np.float32)
+    far_mask = silhouette(far_pixels) & ~silhouette()
+    depth = np.where(far_mask, TiltedPlane(3.5).image(CAMERA), near_depth).astype(np.float32)
     result = locate(depth, np.stack([BODY_PIXELS, far_pixels]))
     assert result.depths.shape == (2, 16) and result.centres.shape == (2, 3)
     assert abs(np.nanmedian(result.depths[1]) - 3.5) < 0.01
@@ -578,12 +570,10 @@ def test_the_window_is_centred_on_the_pixel_the_joint_falls_in():
 def test_a_half_resolution_depth_image_is_rescaled():
     half = PinholeCamera(262.5, 262.5, 159.5, 119.5, 320, 240)  # CAMERA.scaled_to(320, 240)
     assert CAMERA.scaled_to(320, 240) == half
-    person = plane_depth(2.0, 0.3, -0.2, camera=half, shape=(240, 320))
-    depth = np.where(body_mask(shape=(240, 320), scale=0.5), person, WALL).astype(np.float32)
+    plane = TiltedPlane(2.0, 0.3, -0.2)
+    depth = person_scene(half, plane, silhouette(shape=(240, 320), scale=0.5), WALL)
     result = locate(depth, window=3, min_pixels=3)
-    # truth: the plane's depth at each joint's own colour pixel
-    expected = truth(plane_depth(2.0, 0.3, -0.2))
-    assert np.linalg.norm(result.positions[0] - expected, axis=1).max() < 0.02
+    assert np.linalg.norm(result.positions[0] - truth(plane), axis=1).max() < 0.02
 
 
 def test_a_depth_image_of_another_aspect_ratio_needs_its_camera_info():

@@ -88,7 +88,8 @@ def time_calls(fn, arg, runs: int, warmup: int, budget_s: float = 4.0, min_runs:
 def pipeline_times(engine, scenes, scenario: str, frames_count: int, hold: int, warmup: int,
                    budget_s: float = 4.0) -> list[float]:
     """ms per frame of PosePipeline.process as the node calls it (default parameters)."""
-    from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline
+    from lapx_ros.ros.params import NodeConfig, pipeline_config
+    from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
 
     frames, boxes, _ = scenes[scenario]
     mode = "single" if scenario == "1_person" else "boxes"
@@ -100,7 +101,7 @@ def pipeline_times(engine, scenes, scenario: str, frames_count: int, hold: int, 
 
     # the estimator keeps the engine's infer when it is built: count from the start
     counting = type("Counted", (), {"infer": staticmethod(counted), "metadata": engine.metadata})()
-    pipe = PosePipeline(PoseEstimator(counting), PipelineConfig(mode=mode))
+    pipe = PosePipeline(PoseEstimator(counting), pipeline_config(NodeConfig(mode=mode)))
     times = []
     start = time.perf_counter()
     for n in range(warmup + frames_count):

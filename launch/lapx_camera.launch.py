@@ -3,18 +3,29 @@
     ros2 launch lapx_ros lapx_camera.launch.py camera_driver:=usb_cam video_device:=/dev/video0
 
 camera_driver is v4l2_camera (package ros-jazzy-v4l2-camera) or usb_cam
-(ros-jazzy-usb-cam). Both publish camera/image_raw and camera/camera_info here, with
-the sensor-data QoS the node expects; the remaining arguments go to lapx.launch.py.
+(ros-jazzy-usb-cam). Both publish camera/image_raw and camera/camera_info here, reliable
+by default (the node's qos_reliability: auto follows them); the remaining arguments go
+to lapx.launch.py. With large_frames:=true (the default) the driver and the node get
+config/fastdds_large_frames.xml unless FASTRTPS_DEFAULT_PROFILES_FILE is already set:
+the driver sends the frames, so it is the process that needs the large shared-memory
+segment (docs/node.md, "Large frames").
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
-from launch.conditions import LaunchConfigurationEquals
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
+from launch.conditions import IfCondition, LaunchConfigurationEquals
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-FORWARDED = ("namespace", "input_transport", "model_path", "backend", "mode")
+FORWARDED = ("namespace", "input_transport", "model_path", "backend", "mode", "large_frames",
+             "use_sim_time")
+
+
+def large_frames_profile():
+    """The user's FASTRTPS_DEFAULT_PROFILES_FILE when set, else the package's profile."""
+    return EnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", default_value=PathJoinSubstitution(
+        [FindPackageShare("lapx_ros"), "config", "fastdds_large_frames.xml"]))
 
 
 def generate_launch_description():
@@ -26,10 +37,15 @@ def generate_launch_description():
                               choices=["v4l2_camera", "usb_cam"]),
         DeclareLaunchArgument("video_device", default_value="/dev/video0"),
         DeclareLaunchArgument("namespace", default_value=""),
-        DeclareLaunchArgument("input_transport", default_value="raw"),
+        # empty = the params file's value (lapx.launch.py)
+        DeclareLaunchArgument("input_transport", default_value=""),
         DeclareLaunchArgument("model_path", default_value=""),
-        DeclareLaunchArgument("backend", default_value="auto"),
-        DeclareLaunchArgument("mode", default_value="single"),
+        DeclareLaunchArgument("backend", default_value=""),
+        DeclareLaunchArgument("mode", default_value=""),
+        DeclareLaunchArgument("use_sim_time", default_value=""),
+        DeclareLaunchArgument("large_frames", default_value="true"),
+        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", large_frames_profile(),
+                               condition=IfCondition(LaunchConfiguration("large_frames"))),
         Node(package="v4l2_camera", executable="v4l2_camera_node", name="camera",
              namespace=LaunchConfiguration("namespace"), remappings=remaps,
              parameters=[{"video_device": device}],

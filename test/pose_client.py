@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ from lapx_ros.ros.convert import to_compressed_msg, to_image_msg
 REPO = Path(__file__).resolve().parents[1]
 LSPET = REPO.parent / "shared" / "data" / "lspet"
 RELIABLE = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.RELIABLE)
+READY = r"active: "  # the node's log line once it is active
+
+
+def unique_namespace() -> str:
+    return f"/lapx_t{uuid.uuid4().hex[:8]}"
 
 
 def node_command(namespace: str, model: str, *params: str) -> list[str]:
@@ -43,22 +49,26 @@ class PoseClient:
 
     _count = 0
 
-    def __init__(self, namespace: str, subscribe_image: bool = False):
+    def __init__(self, namespace: str, subscribe_image: bool = False, publish_images: bool = True):
+        """``publish_images`` False: leave the node's input topic to a camera process (the
+        node's QoS and its count of lost frames follow the publishers it sees)."""
         if not rclpy.ok():
             rclpy.init()
         PoseClient._count += 1
         self.ns = namespace.rstrip("/")
         self.node = rclpy.create_node(f"pose_test_client_{PoseClient._count}")
         self.poses: list[HumanPoseArray] = []
+        self.pose_latencies: list[float] = []  # seconds from a pose's stamp to its arrival here
         self.markers: list[MarkerArray] = []
         self.images: list[Image] = []
         self.diagnostics: list[DiagnosticArray] = []
         self._cond = threading.Condition()
         n = self.node
-        self.image_pub = n.create_publisher(Image, f"{self.ns}/camera/image_raw", RELIABLE)
-        self.compressed_pub = n.create_publisher(CompressedImage, f"{self.ns}/camera/image_raw/compressed",
-                                                 RELIABLE)
-        n.create_subscription(HumanPoseArray, f"{self.ns}/human_pose", self._keep(self.poses), RELIABLE)
+        if publish_images:
+            self.image_pub = n.create_publisher(Image, f"{self.ns}/camera/image_raw", RELIABLE)
+            self.compressed_pub = n.create_publisher(CompressedImage,
+                                                     f"{self.ns}/camera/image_raw/compressed", RELIABLE)
+        n.create_subscription(HumanPoseArray, f"{self.ns}/human_pose", self._on_pose, RELIABLE)
         n.create_subscription(MarkerArray, f"{self.ns}/human_pose/markers", self._keep(self.markers),
                               RELIABLE)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._keep(self.diagnostics), RELIABLE)
@@ -69,6 +79,14 @@ class PoseClient:
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
         self._seq = 0
+
+    def _on_pose(self, msg) -> None:
+        latency = self.node.get_clock().now().nanoseconds * 1e-9 - (msg.header.stamp.sec
+                                                                    + msg.header.stamp.nanosec * 1e-9)
+        with self._cond:
+            self.poses.append(msg)
+            self.pose_latencies.append(latency)
+            self._cond.notify_all()
 
     def _keep(self, store):
         def callback(msg):
@@ -174,3 +192,16 @@ class PoseClient:
             values = self.diagnostic_values(after)
             return values if values and predicate(values) else None
         return self.wait(find, timeout)
+
+
+def set_parameters(client: PoseClient, namespace: str, **values):
+    """Set parameters of the node in ``namespace`` through its parameter service."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    params = AsyncParameterClient(client.node, f"{namespace}/lapx_pose")
+    assert params.wait_for_services(timeout_sec=10.0)
+    future = params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+    result = client.wait(lambda: future.done() and future.result(), 10)
+    assert result is not None, "no answer from the parameter service"
+    return result.results

@@ -39,14 +39,18 @@ EXAMPLES = REPO / "examples"
 _alive: "set[RosProcess]" = set()
 
 
-def ros_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a ROS subprocess started from a test."""
+def ros_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment for a ROS subprocess started from a test; ``extra`` values of None
+    remove a variable."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     paths = [str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    if extra:
-        env.update(extra)
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)  # e.g. run without the test run's Fast DDS profile
+        else:
+            env[name] = value
     return env
 
 

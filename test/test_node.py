@@ -5,7 +5,6 @@ import math
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 
 import cv2
@@ -13,9 +12,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from lapx_ros.msg import HumanPoseArray, PersonPose
-from pose_client import LSPET, PoseClient, node_command
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
+from pose_client import LSPET, READY, PoseClient, node_command, set_parameters, unique_namespace
 from ros_helpers import RosProcess
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import build_model
@@ -23,7 +20,6 @@ from tiny_models import build_model
 from lapx_ros.ros.convert import compress_bgr, to_image_msg
 from lapx_ros.runtime.frames import reason_kind
 
-READY = r"active: "
 ENCODINGS = ["bgr8", "rgb8", "bgra8", "rgba8", "mono8", "yuv422", "yuyv"]
 # Low thresholds: the tiny test model's confidences mean nothing, every frame has a person.
 OPEN_THRESHOLDS = ("person_threshold:=0.0", "keypoint_threshold:=0.0")
@@ -36,10 +32,6 @@ H, W = GOOD_FRAME.shape[:2]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return build_model(tmp_path_factory.mktemp("model") / "tiny.onnx", input_size=(128, 96))
-
-
-def unique_namespace() -> str:
-    return f"/lapx_t{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -124,15 +116,6 @@ def test_markers_and_annotated_image(ros_process, model, namespace):
                 assert p.z == pytest.approx(2.0) and math.isfinite(p.x) and math.isfinite(p.y)
         joints = next(m for m in markers.markers if m.ns == "joints")
         assert len(joints.points) == 16
-
-
-def set_parameters(client, namespace, **values):
-    params = AsyncParameterClient(client.node, f"{namespace}/lapx_pose")
-    assert params.wait_for_services(timeout_sec=10.0)
-    future = params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-    result = client.wait(lambda: future.done() and future.result(), 10)
-    assert result is not None, "no answer from the parameter service"
-    return result.results
 
 
 def test_parameter_change_takes_effect_and_bad_values_are_refused(ros_process, model, namespace):
@@ -279,7 +262,7 @@ def test_qos_mismatch_is_reported_with_the_fix(ros_process, model, namespace):
     with PoseClient(namespace) as client:
         best_effort = client.node.create_publisher(Image, f"{namespace}/camera/image_raw",
                                                    qos_profile_sensor_data)
-        node.wait_for(r"incompatible.*qos_reliability: best_effort", timeout=15)
+        node.wait_for(r"incompatible.*qos_reliability: auto", timeout=15)
         client.node.destroy_publisher(best_effort)
 
 

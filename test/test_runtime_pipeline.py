@@ -9,9 +9,9 @@ from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.detector import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
-from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline, sanitize_boxes
+from lapx_ros.ros.params import NodeConfig, pipeline_config
+from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline, sanitize_boxes
 from lapx_ros.runtime.preprocess import CropBatcher
-from lapx_ros.runtime.smoothing import OneEuroParams
 
 META = ModelMetadata.for_layout(MPII_16, 128, 96)
 
@@ -84,9 +84,14 @@ def test_estimator_maps_keypoints_back_to_the_frame():
     assert np.abs(frame_pose.keypoints - truth).max() < 24
 
 
+def settings(**changes):
+    """The pipeline's settings: the node's defaults with ``changes``."""
+    return pipeline_config(NodeConfig().replace(**changes))
+
+
 def pipeline(**cfg):
     engine = MarkerEngine()
-    return engine, PosePipeline(PoseEstimator(engine), PipelineConfig(**{"person_threshold": 0.01, **cfg}))
+    return engine, PosePipeline(PoseEstimator(engine), settings(**{"person_threshold": 0.01, **cfg}))
 
 
 def test_single_mode_searches_then_follows():
@@ -191,7 +196,7 @@ def test_detector_mode_runs_detector_every_n_frames():
         return np.array([[150.0, 50.0, 250.0, 190.0]]), np.array([1.0])
 
     engine = MarkerEngine()
-    pipe = PosePipeline(PoseEstimator(engine), PipelineConfig(
+    pipe = PosePipeline(PoseEstimator(engine), settings(
         mode="detector", detector_interval=3, person_threshold=0.01),
         BackgroundDetector(detector, synchronous=True))
     for i in range(7):
@@ -214,7 +219,7 @@ def test_smoothing_lags_behind_a_jump():
 
 
 def test_non_finite_output_raises():
-    pipe = PosePipeline(PoseEstimator(MarkerEngine(fail=True)))
+    pipe = PosePipeline(PoseEstimator(MarkerEngine(fail=True)), settings())
     with pytest.raises(InferenceError):
         pipe.process(frame_with_person(100, 100), 0.0)
 
@@ -270,7 +275,7 @@ def test_duplicate_boxes_give_one_person():
 def test_smoothing_parameters_change_for_people_already_tracked():
     _, pipe = pipeline(smoothing=True)
     pipe.process(frame_with_person(190, 120), 0.0)
-    pipe.config = PipelineConfig(person_threshold=0.01, smoothing=True,
-                                 smoothing_params=OneEuroParams(min_cutoff=1000.0, beta=0.0))
+    pipe.config = settings(person_threshold=0.01, smoothing=True, smoothing_min_cutoff=1000.0,
+                           smoothing_beta=0.0)
     moved = pipe.process(frame_with_person(200, 120), 0.033)[0].keypoints[:, 0] - FIGURE[:, 0]
     assert np.median(moved) > 199  # a very high cut-off: no lag any more

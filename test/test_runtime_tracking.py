@@ -18,7 +18,7 @@ def test_box_iou():
 
 
 def test_ids_follow_moving_people_and_survive_occlusion():
-    tracker = Tracker(match_threshold=0.3, max_missed=3)
+    tracker = Tracker(match_threshold=0.3, max_missed=3, keypoint_threshold=0.2)
     a, b = np.array([0, 0, 50, 100.0]), np.array([200, 0, 250, 100.0])
     assert tracker.update([a, b]) == [1, 2]
     assert tracker.update([b + 5, a + 5]) == [2, 1]  # order does not matter
@@ -28,7 +28,7 @@ def test_ids_follow_moving_people_and_survive_occlusion():
 
 
 def test_lost_track_gets_a_new_id_and_ids_are_not_reused():
-    tracker = Tracker(max_missed=1)
+    tracker = Tracker(match_threshold=0.3, max_missed=1, keypoint_threshold=0.2)
     box = np.array([0, 0, 50, 100.0])
     assert tracker.update([box]) == [1]
     tracker.update([])
@@ -39,7 +39,7 @@ def test_lost_track_gets_a_new_id_and_ids_are_not_reused():
 
 
 def test_keypoint_similarity_matches_when_boxes_do_not_overlap_much():
-    tracker = Tracker(match_threshold=0.5)
+    tracker = Tracker(match_threshold=0.5, max_missed=15, keypoint_threshold=0.2)
     kps = np.array([[10.0, 10.0], [40.0, 90.0]])
     conf = np.array([0.9, 0.9])
     tracker.update([np.array([0, 0, 50, 100.0])], [kps], [conf])
@@ -50,11 +50,11 @@ def test_keypoint_similarity_matches_when_boxes_do_not_overlap_much():
 
 def test_one_euro_smooths_noise_and_follows_motion():
     rng = np.random.default_rng(0)
-    f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0))
+    f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0, d_cutoff=1.0))
     noisy = [f(np.array([100.0 + rng.normal(0, 2)]), i / 30) for i in range(60)]
     assert np.std(noisy[30:]) < 1.0
-    fast = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=1.0))
-    slow = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0))
+    fast = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=1.0, d_cutoff=1.0))
+    slow = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0, d_cutoff=1.0))
     for i in range(10):
         x = np.array([i * 20.0])
         out_fast, out_slow = fast(x, i / 30), slow(x, i / 30)
@@ -62,13 +62,13 @@ def test_one_euro_smooths_noise_and_follows_motion():
 
 
 def test_one_euro_restarts_on_time_going_back():
-    f = OneEuroFilter(OneEuroParams())
+    f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.05, d_cutoff=1.0))
     f(np.array([0.0]), 1.0)
     assert f(np.array([50.0]), 0.5)[0] == 50.0
 
 
 def test_smoother_params_change_at_run_time_and_filters_are_freed():
-    smoother = PoseSmoother()
+    smoother = PoseSmoother(OneEuroParams(min_cutoff=1.0, beta=0.05, d_cutoff=1.0))
     smoother(1, np.zeros((2, 2)), 0.0)
     smoother(2, np.zeros((2, 2)), 0.0)
     smoother.set_params(min_cutoff=100.0, beta=0.0, d_cutoff=1.0)

@@ -1,15 +1,15 @@
 """The pose node: a thin managed (lifecycle) node around ``PosePipeline``.
 
-It wires parameters, topics and timers to plain objects. Frames land in a one-slot
-mailbox that a worker thread empties: the worker always takes the newest frame and a
-frame replaced before it was taken is counted as a stale drop, so no queue can build
-up behind a slow model. Bad input is dropped with a rate-limited warning and counted
-in /diagnostics; nothing a camera sends can stop the worker.
+It wires parameters, topics and timers to plain objects: frames go to a
+``NewestFrameWorker`` (newest frame wins, the rest are counted stale), the input's QoS
+follows the camera publisher (``health.choose_reliability``), sequence numbers reveal
+frames lost in transport (``SequenceGaps``), and ``health.input_problem`` turns the
+counters into diagnostics a user can act on. Bad input is dropped with a rate-limited
+warning and counted in /diagnostics; nothing a camera sends can stop the worker.
 """
 from __future__ import annotations
 
 import copy
-import threading
 import time
 
 import rclpy
@@ -19,7 +19,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -38,24 +38,13 @@ from lapx_ros.ros.messages import (
 from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
 from lapx_ros.runtime.drawing import draw_poses
 from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path
-from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline, sanitize_boxes
-from lapx_ros.runtime.frames import BoxBuffer, FrameGate, PipelineStats
-from lapx_ros.runtime.smoothing import OneEuroParams
+from lapx_ros.runtime import health
+from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline, sanitize_boxes
+from lapx_ros.runtime.frames import BoxBuffer, FrameGate, NewestFrameWorker, PipelineStats, SequenceGaps
 
-NODE_NAME = "lapx_pose"
 WARN_PERIOD = 5.0  # seconds between repeats of the same kind of warning
-
-
-def pipeline_config(cfg: params.NodeConfig) -> PipelineConfig:
-    return PipelineConfig(
-        mode=cfg.mode, max_people=cfg.max_people, keypoint_threshold=cfg.keypoint_threshold,
-        person_threshold=cfg.person_threshold, search_interval=cfg.search_interval,
-        search_passes=cfg.search_passes,
-        box_padding=cfg.box_padding, decode=cfg.decode, flip_test=cfg.flip_test,
-        detector_interval=cfg.detector_interval, track_match_threshold=cfg.track_match_threshold,
-        track_max_missed=cfg.track_max_missed, smoothing=cfg.smoothing,
-        smoothing_params=OneEuroParams(cfg.smoothing_min_cutoff, cfg.smoothing_beta,
-                                       cfg.smoothing_d_cutoff))
+PUBLISHER_CHECK_PERIOD = 0.25  # seconds between looks at the camera's publishers (QoS auto)
+RELIABILITY = {"reliable": QoSReliabilityPolicy.RELIABLE, "best_effort": QoSReliabilityPolicy.BEST_EFFORT}
 
 
 class WarningThrottle:
@@ -81,7 +70,7 @@ class PoseNode(LifecycleNode):
     """Camera frames in; /human_pose, markers, annotated image and diagnostics out."""
 
     def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
+        super().__init__(params.NODE_NAME, **kwargs)
         self.config = self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = PipelineStats()
@@ -96,15 +85,20 @@ class PoseNode(LifecycleNode):
         self.active = False
         self._intrinsics: tuple[Intrinsics, int, int] | None = None
         self._subscriptions_made = []
+        self._image_sub = None
+        self.input_reliability = ""  # of the image subscription while active
+        self.gaps = SequenceGaps()
+        self._middleware_lost = 0  # frames the middleware reported lost (message_lost events)
         self._publishers_made = []
-        self._slot = None
-        self._slot_cond = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._stop = False
+        self.worker = NewestFrameWorker(self._process, self._on_worker_error, self.stats)
         self._prev_invalid = 0
+        self._prev_received = 0
+        self._prev_lost = 0
         self._unmatched_warned = 0
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self._single_publisher = False
+        self.create_timer(PUBLISHER_CHECK_PERIOD, self._watch_publishers)
         self._start_timer = None
         if self.config.autostart:
             self._start_timer = self.create_timer(self.config.retry_period, self._autostart)
@@ -133,16 +127,22 @@ class PoseNode(LifecycleNode):
         return params.NodeConfig(**values)
 
     def _on_set_parameters(self, changed) -> SetParametersResult:
+        """Checks and applies changes of this node's parameters; the ones rclpy declares
+        itself (use_sim_time, ...) are left to rclpy."""
         updates = {}
         for p in changed:
+            if p.name not in params.SPECS:
+                continue
             reason = params.check_runtime(p.name, p.value)
             if reason:
                 self.get_logger().warning(f"parameter change refused: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
             updates[p.name] = params.coerce(p.name, p.value)
+        if not updates:
+            return SetParametersResult(successful=True)
         self.config = self.config.replace(**updates)
         if self.pipeline is not None:
-            self.pipeline.config = pipeline_config(self.config)
+            self.pipeline.config = params.pipeline_config(self.config)
             self._configure_detector()
         self.get_logger().info(f"parameters changed: {updates}")
         return SetParametersResult(successful=True)
@@ -188,7 +188,7 @@ class PoseNode(LifecycleNode):
         detector = None
         if cfg.mode == "detector":
             detector = BackgroundDetector(HogPersonDetector(cfg.detector_scale, cfg.detector_threshold))
-        self.pipeline = PosePipeline(PoseEstimator(engine), pipeline_config(cfg), detector)
+        self.pipeline = PosePipeline(PoseEstimator(engine), params.pipeline_config(cfg), detector)
         reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self._pose_pub = self.create_lifecycle_publisher(HumanPoseArray, "human_pose", reliable)
         self._marker_pub = self.create_lifecycle_publisher(MarkerArray, "human_pose/markers", reliable)
@@ -199,20 +199,19 @@ class PoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        self._subscribe()
-        self._stop = False
         self.gate.forget()
-        self._worker = threading.Thread(target=self._work, name="lapx_pose_worker", daemon=True)
-        self._worker.start()
+        self.worker.start()
+        self._subscribe()
         self.active = True
         topic = self.resolve_topic_name(self._input_topic_name())
-        self.get_logger().info(f"active: {self.config.mode} mode on {topic}")
+        self.get_logger().info(f"active: {self.config.mode} mode on {topic} "
+                               f"({self.input_reliability} input, qos_reliability {self.config.qos_reliability})")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
         self._unsubscribe()
-        self.stop_worker()
+        self.worker.stop()
         self._marker_pub.publish(self.markers.clear(HumanPoseArray().header))
         self.pipeline.reset()
         return super().on_deactivate(state)
@@ -226,7 +225,7 @@ class PoseNode(LifecycleNode):
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.active = False
-        self.stop_worker()
+        self.worker.stop()
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------- inputs
@@ -234,20 +233,36 @@ class PoseNode(LifecycleNode):
         topic = self.config.input_topic
         return topic.rstrip("/") + "/compressed" if self.config.input_transport == "compressed" else topic
 
+    def _input_publishers(self) -> list[health.Publisher]:
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._input_topic_name()))
+        return [health.Publisher(i.topic_type, i.qos_profile.reliability == QoSReliabilityPolicy.RELIABLE)
+                for i in infos]
+
+    def _image_qos(self, reliability: str) -> QoSProfile:
+        """Keep-last ``qos_depth`` (the worker takes only the newest frame anyway), volatile."""
+        return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,
+                          reliability=RELIABILITY[reliability],
+                          durability=qos_profile_sensor_data.durability)
+
+    def _subscribe_image(self, reliability: str) -> None:
+        compressed = self.config.input_transport == "compressed"
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos,
+                                            message_lost=self._on_message_lost)
+        self._image_sub = self.create_subscription(
+            CompressedImage if compressed else Image, self._input_topic_name(),
+            lambda msg, info: self._on_frame(msg, info, compressed),
+            self._image_qos(reliability), event_callbacks=events)
+        self.input_reliability = reliability
+        self.gaps.forget()
+
     def _subscribe(self) -> None:
         cfg = self.config
-        qos = copy.copy(qos_profile_sensor_data)
-        qos.depth = 1
-        if cfg.qos_reliability == "reliable":
-            qos.reliability = QoSReliabilityPolicy.RELIABLE
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        compressed = cfg.input_transport == "compressed"
-        self._subscriptions_made.append(self.create_subscription(
-            CompressedImage if compressed else Image, self._input_topic_name(),
-            lambda msg: self._on_frame(msg, compressed), qos, event_callbacks=events))
+        publishers = self._input_publishers()
+        self._single_publisher = len(publishers) == 1
+        self._subscribe_image(health.choose_reliability(cfg.qos_reliability, publishers))
         info_topic = cfg.camera_info_topic or sibling_topic(cfg.input_topic, "camera_info")
         self._subscriptions_made.append(self.create_subscription(
-            CameraInfo, info_topic, self._on_camera_info, qos))
+            CameraInfo, info_topic, self._on_camera_info, self._image_qos("best_effort")))
         if cfg.mode == "boxes":
             box_type, box_type_name = boxes_message_type()
             self.get_logger().info(f"person boxes: {box_type_name} on {cfg.boxes_topic}")
@@ -255,24 +270,43 @@ class PoseNode(LifecycleNode):
                 box_type, cfg.boxes_topic, self._on_boxes, 10))
 
     def _unsubscribe(self) -> None:
-        for sub in self._subscriptions_made:
-            self.destroy_subscription(sub)
-        self._subscriptions_made = []
+        for sub in self._subscriptions_made + [self._image_sub]:
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._subscriptions_made, self._image_sub = [], None
+        self.input_reliability = ""
+
+    def _watch_publishers(self) -> None:
+        """Counts the camera's publishers (sequence gaps mean something only with one) and,
+        with qos_reliability auto, subscribes again when their reliability changed (a
+        reliable camera appeared, or a best-effort one joined)."""
+        if not self.active or self._image_sub is None:
+            return
+        publishers = self._input_publishers()
+        self._single_publisher = len(publishers) == 1
+        wanted = health.choose_reliability(self.config.qos_reliability, publishers)
+        if wanted == self.input_reliability:
+            return
+        self.get_logger().info(f"input QoS follows the publishers of {self._input_topic_name()}: "
+                               f"{self.input_reliability} -> {wanted}")
+        self.destroy_subscription(self._image_sub)
+        self._subscribe_image(wanted)
 
     def _on_incompatible_qos(self, event) -> None:
-        ours = self.config.qos_reliability
-        fix = "best_effort" if ours == "reliable" else "reliable"
+        ours = self.input_reliability
         self.throttle.warn("qos", f"a publisher on {self._input_topic_name()} has QoS incompatible "
                                   f"with this node's ({ours}, policy {event.last_policy_kind}); "
-                                  f"no frames will arrive. Fix: set qos_reliability: {fix}")
+                                  "its frames cannot arrive. Fix: set qos_reliability: auto")
 
-    def _on_frame(self, msg, compressed: bool) -> None:
-        self.stats.received()
-        with self._slot_cond:
-            if self._slot is not None:
-                self.stats.stale()
-            self._slot = (msg, compressed)
-            self._slot_cond.notify()
+    def _on_message_lost(self, event) -> None:
+        self._middleware_lost += event.total_count_change
+
+    def _on_frame(self, msg, info, compressed: bool) -> None:
+        if self._single_publisher:
+            self.gaps.add(info["publication_sequence_number"])
+        else:
+            self.gaps.forget()  # numbers of several publishers interleave
+        self.worker.put((msg, compressed))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         intrinsics = Intrinsics.from_camera_info(msg)
@@ -284,28 +318,10 @@ class PoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------- worker
     def stop_worker(self) -> None:
-        with self._slot_cond:
-            self._stop = True
-            self._slot = None
-            self._slot_cond.notify()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=5.0)
-        self._worker = None
+        self.worker.stop()
 
-    def _work(self) -> None:
-        while True:
-            with self._slot_cond:
-                while self._slot is None and not self._stop:
-                    self._slot_cond.wait()
-                if self._stop:
-                    return
-                msg, compressed = self._slot
-                self._slot = None
-            try:
-                self._process(msg, compressed)
-            except Exception as exc:  # never let one frame stop the worker
-                self.stats.error(f"{type(exc).__name__}: {exc}")
-                self.throttle.warn("exception", f"frame failed: {type(exc).__name__}: {exc}")
+    def _on_worker_error(self, exc: Exception) -> None:
+        self.throttle.warn("exception", f"frame failed: {type(exc).__name__}: {exc}")
 
     def _drop(self, reason: str) -> None:
         """Count the frame and warn, rate-limited per kind of problem (so one kind cannot
@@ -313,7 +329,8 @@ class PoseNode(LifecycleNode):
         kind = self.stats.invalid(reason)
         self.throttle.warn(f"drop: {kind}", f"dropped frame: {reason}")
 
-    def _process(self, msg, compressed: bool) -> None:
+    def _process(self, item) -> None:
+        msg, compressed = item
         cfg = self.config
         started = time.monotonic()
         stamp = stamp_seconds(msg.header.stamp)
@@ -401,7 +418,9 @@ class PoseNode(LifecycleNode):
             "model": self.model_path or self.model_problem,
             "input_topic": self.resolve_topic_name(self._input_topic_name()),
             "mode": self.config.mode,
+            "input_qos": self.input_reliability,
             **{k: v for k, v in report.items() if k != "invalid_reasons"},
+            "frames_lost_in_transport": self.frames_lost,
             "dropped_boxes": self.stats.total_boxes_invalid,
             "unmatched_box_messages": self.box_buffer.unmatched,
         }
@@ -417,38 +436,38 @@ class PoseNode(LifecycleNode):
     def _health(self, report):
         new_invalid = report["dropped_invalid"] - self._prev_invalid
         self._prev_invalid = report["dropped_invalid"]
+        lost = self.frames_lost
+        new_received, new_lost = (report["frames_received"] - self._prev_received,
+                                  lost - self._prev_lost)
+        self._prev_received, self._prev_lost = report["frames_received"], lost
         if self.model_problem:
             return DiagnosticStatus.ERROR, f"model not loaded: {self.model_problem}"
         if not self.active:
             return DiagnosticStatus.OK, "inactive"
         if report["last_error"]:  # cleared by the next frame that succeeds
             return DiagnosticStatus.ERROR, f"inference failing: {report['last_error']}"
-        since = report["since_last_frame_s"]
-        if since is None or since > self.config.stale_timeout:
-            hint = self._publisher_hint()
-            self.throttle.warn("stale", f"no frames: {hint}")
-            return DiagnosticStatus.STALE, f"no frames: {hint}"
+        expected = "sensor_msgs/msg/" + ("CompressedImage" if self.config.input_transport == "compressed"
+                                         else "Image")
+        problem = health.input_problem(health.InputFacts(
+            topic=self.resolve_topic_name(self._input_topic_name()), expected_type=expected,
+            subscription_reliability=self.input_reliability,
+            publishers=tuple(self._input_publishers()),
+            since_last_frame_s=report["since_last_frame_s"], stale_timeout=self.config.stale_timeout,
+            frames_received=new_received, frames_lost=new_lost))
+        if problem is not None:
+            level, message = problem
+            self.throttle.warn(f"input {level}", message)
+            return bytes([level]), message
         if new_invalid:
             return DiagnosticStatus.WARN, f"dropped {new_invalid} bad frame(s)"
         return DiagnosticStatus.OK, (f"{report['processing_rate_hz']:.1f} Hz, "
                                      f"{report['people']} people")
 
-    def _publisher_hint(self) -> str:
-        """Why nothing arrives: no publisher, a wrong type, or incompatible QoS."""
-        topic = self.resolve_topic_name(self._input_topic_name())
-        infos = self.get_publishers_info_by_topic(topic)
-        if not infos:
-            return f"nobody publishes {topic}"
-        expected = "sensor_msgs/msg/" + ("CompressedImage" if self.config.input_transport == "compressed"
-                                         else "Image")
-        for info in infos:
-            if info.topic_type != expected:
-                return f"{topic} carries {info.topic_type}, expected {expected} (check input_transport)"
-            if (self.config.qos_reliability == "reliable"
-                    and info.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT):
-                return (f"the publisher of {topic} is best effort, this node asks reliable: "
-                        "set qos_reliability: best_effort")
-        return f"{len(infos)} publisher(s) on {topic} but no frames (camera stopped?)"
+    @property
+    def frames_lost(self) -> int:
+        """Frames the camera sent that never reached the node: sequence gaps of a single
+        publisher, or the middleware's own loss reports when those say more."""
+        return max(self.gaps.lost, self._middleware_lost)
 
 
 def _fmt(value) -> str:

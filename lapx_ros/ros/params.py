@@ -1,93 +1,48 @@
-"""The node's parameters, declared once: type and default (NodeConfig), range or
-choices, description, and whether they may change while the node runs.
+"""The node's parameters, declared once in ``PARAMETERS``: name, default (and so type),
+range or choices, description, and whether they may change while the node runs.
 
-The node reads a typed NodeConfig, never raw parameter values. ``check`` gives the
-reason a value is refused, both for the parameter file at start and for runtime sets.
+Everything else is derived from that table, in the style of generate_parameter_library:
+the typed ``NodeConfig`` the node reads (never raw parameter values), the descriptors
+it declares, the runtime pipeline's settings (``pipeline_config``), ``config/lapx.yaml``
+and the parameter table of docs/node.md (``python -m lapx_ros.ros.params --write``
+regenerates both; a test keeps them in step). ``check`` gives the reason a value is
+refused, both for the parameter file at start and for runtime sets.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
+import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS
-from lapx_ros.runtime.estimator import MODES
+from lapx_ros.runtime.estimator import MODES, PipelineConfig
+from lapx_ros.runtime.smoothing import OneEuroParams
 from lapx_ros.topdown import SEARCH_PASSES
 
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """Typed parameter values; field names are the ROS parameter names."""
-
-    # model and backend (load time)
-    model_path: str = ""
-    backend: str = "auto"
-    precision: str = "auto"
-    threads: int = 2
-    autostart: bool = True
-    retry_period: float = 5.0
-    # input
-    input_topic: str = "camera/image_raw"
-    input_transport: str = "raw"
-    camera_info_topic: str = ""
-    qos_reliability: str = "best_effort"
-    frame_id: str = ""
-    max_image_pixels: int = 3840 * 2160
-    max_stamp_future: float = 1.0
-    # who to look at
-    mode: str = "single"
-    boxes_topic: str = "person_boxes"
-    boxes_wait: float = 0.05
-    boxes_stamp_tolerance: float = 0.005
-    max_people: int = 5
-    detector_interval: int = 5
-    detector_scale: float = 1.0
-    detector_threshold: float = 0.3
-    # keypoints
-    keypoint_threshold: float = 0.2
-    person_threshold: float = 0.3
-    search_interval: int = 5
-    search_passes: int = SEARCH_PASSES
-    box_padding: float = 1.25
-    decode: str = "dark"
-    flip_test: bool = False
-    track_match_threshold: float = 0.3
-    track_max_missed: int = 15
-    smoothing: bool = False
-    smoothing_min_cutoff: float = 1.0
-    smoothing_beta: float = 0.05
-    smoothing_d_cutoff: float = 1.0
-    # outputs
-    publish_markers: bool = True
-    marker_depth: float = 2.0
-    marker_lifetime: float = 0.5
-    diagnostics_period: float = 1.0
-    stale_timeout: float = 2.0
-
-    def replace(self, **changes) -> NodeConfig:
-        return dataclasses.replace(self, **changes)
-
-
-_DEFAULTS = NodeConfig()
-_TYPES = {f.name: type(getattr(_DEFAULTS, f.name)) for f in dataclasses.fields(NodeConfig)}
+NODE_NAME = "lapx_pose"
+QOS_RELIABILITIES = ("auto", "reliable", "best_effort")
 
 
 @dataclass(frozen=True)
-class ParamSpec:
+class Param:
+    """One parameter. Its type is its default's (ints are accepted for floats)."""
+
     name: str
+    default: bool | int | float | str
     description: str
+    group: str
     runtime: bool = False  # may change while the node is active
     min: float | None = None
     max: float | None = None
     choices: tuple = ()
 
     @property
-    def default(self):
-        return getattr(_DEFAULTS, self.name)
-
-    @property
     def type(self) -> type:
-        return _TYPES[self.name]
+        return type(self.default)
 
     def check(self, value) -> str | None:
         """Why ``value`` is not acceptable, or None."""
@@ -107,78 +62,121 @@ class ParamSpec:
         return None
 
 
-_SPECS = (
-    ParamSpec("model_path", "ONNX model file exported by lapx-export; empty = the shipped default model"),
-    ParamSpec("backend", "inference backend; auto = OpenVINO when installed, else ONNX Runtime",
-              choices=BACKENDS),
-    ParamSpec("precision", "OpenVINO inference precision; auto = the CPU's fastest (bf16 where supported)",
-              choices=PRECISIONS),
-    ParamSpec("threads", "CPU threads for inference", min=1, max=64),
-    ParamSpec("autostart", "configure and activate without an external lifecycle manager"),
-    ParamSpec("retry_period", "seconds between autostart attempts while the model cannot be loaded",
-              min=0.5, max=3600.0),
-    ParamSpec("input_topic", "sensor_msgs/Image topic (remappable); /compressed is appended for compressed input"),
-    ParamSpec("input_transport", "raw = sensor_msgs/Image, compressed = sensor_msgs/CompressedImage (JPEG/PNG)",
-              choices=("raw", "compressed")),
-    ParamSpec("camera_info_topic", "sensor_msgs/CameraInfo topic; empty = camera_info beside the image topic"),
-    ParamSpec("qos_reliability", "input QoS reliability; must be compatible with the camera's publisher",
-              choices=("best_effort", "reliable")),
-    ParamSpec("frame_id", "frame_id for outputs when set; otherwise the image's (frames without one are dropped)"),
-    ParamSpec("max_image_pixels", "larger frames are dropped", runtime=True, min=4, max=100_000_000),
-    ParamSpec("max_stamp_future", "frames stamped more than this many seconds ahead of the node's clock are dropped",
-              runtime=True, min=0.0, max=3600.0),
-    ParamSpec("mode", "single = one person followed over frames; boxes = person boxes from boxes_topic; "
-                      "detector = built-in HOG person detector", choices=MODES),
-    ParamSpec("boxes_topic", "person boxes (see the README: vision_msgs/Detection2DArray when installed, "
-                             "else lapx_ros/HumanPoseArray) for mode boxes"),
-    ParamSpec("boxes_wait", "seconds to wait for the boxes matching a frame's stamp", runtime=True,
-              min=0.0, max=1.0),
-    ParamSpec("boxes_stamp_tolerance", "seconds within which a boxes stamp matches a frame stamp",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("max_people", "most people estimated per frame (highest scores first)", runtime=True,
-              min=1, max=50),
-    ParamSpec("detector_interval", "frames between runs of the built-in detector (keypoints followed in between)",
-              runtime=True, min=1, max=1000),
-    ParamSpec("detector_scale", "image scale for the built-in detector (>1 finds smaller people, slower)",
-              runtime=True, min=0.1, max=4.0),
-    ParamSpec("detector_threshold", "built-in detector score threshold", runtime=True, min=-5.0, max=5.0),
-    ParamSpec("keypoint_threshold", "confidence below which a joint counts as not seen (drawing, tracking)",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("person_threshold", "mean joint confidence below which nobody is reported (and searched again)",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("search_interval", "mode single: while nobody is followed, frames between whole-frame searches "
-                                 "(search_passes network calls); frames between crop where the last search "
-                                 "looked. 1 = search every such frame", runtime=True, min=1, max=1000),
-    ParamSpec("search_passes", "network calls of a whole-frame search: the whole frame, then each time a crop "
-                               "around the joints the previous call found (lapx-eval --passes)", runtime=True,
-              min=1, max=5),
-    ParamSpec("box_padding", "context kept around a person box when cropping", runtime=True,
-              min=1.0, max=3.0),
-    ParamSpec("decode", "heatmap peak decoding", runtime=True, choices=DECODE_METHODS),
-    ParamSpec("flip_test", "also run each crop mirrored and average the heatmaps: more accurate "
-                           "(MODEL.md), twice the network calls", runtime=True),
-    ParamSpec("track_match_threshold", "box IoU / keypoint similarity needed to keep a track id",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("track_max_missed", "frames a person may be unseen and keep the id", runtime=True,
-              min=0, max=10_000),
-    ParamSpec("smoothing", "One-Euro smoothing of keypoints", runtime=True),
-    ParamSpec("smoothing_min_cutoff", "One-Euro minimum cut-off [Hz]; lower = smoother at rest",
-              runtime=True, min=0.001, max=100.0),
-    ParamSpec("smoothing_beta", "One-Euro speed coefficient; higher = less lag when moving",
-              runtime=True, min=0.0, max=100.0),
-    ParamSpec("smoothing_d_cutoff", "One-Euro cut-off of the speed estimate [Hz]", runtime=True,
-              min=0.001, max=100.0),
-    ParamSpec("publish_markers", "publish human_pose/markers", runtime=True),
-    ParamSpec("marker_depth", "distance [m] of the image plane the markers are drawn on", runtime=True,
-              min=0.01, max=1000.0),
-    ParamSpec("marker_lifetime", "seconds RViz keeps a marker without update (0 = forever)", runtime=True,
-              min=0.0, max=3600.0),
-    ParamSpec("diagnostics_period", "seconds between /diagnostics messages", min=0.1, max=60.0),
-    ParamSpec("stale_timeout", "seconds without frames before diagnostics report STALE", runtime=True,
-              min=0.1, max=3600.0),
+MODEL, INPUT, WHO, KEYPOINTS, OUTPUTS = (
+    "model and inference", "input", "who to look at", "keypoints, tracking, smoothing", "outputs")
+
+PARAMETERS = (
+    # --- model and inference (read when the node configures) ---
+    Param("model_path", "", "ONNX model file exported by lapx-export; empty = the shipped default model",
+          MODEL),
+    Param("backend", "auto", "inference backend; auto = OpenVINO when installed, else ONNX Runtime",
+          MODEL, choices=BACKENDS),
+    Param("precision", "auto", "OpenVINO inference precision; auto = the CPU's fastest (bf16 where supported)",
+          MODEL, choices=PRECISIONS),
+    Param("threads", 2, "CPU threads for inference", MODEL, min=1, max=64),
+    Param("autostart", True, "configure and activate without an external lifecycle manager", MODEL),
+    Param("retry_period", 5.0, "seconds between autostart attempts while the model cannot be loaded",
+          MODEL, min=0.5, max=3600.0),
+    # --- input ---
+    Param("input_topic", "camera/image_raw",
+          "sensor_msgs/Image topic (relative names follow the namespace); /compressed is appended "
+          "for compressed input", INPUT),
+    Param("input_transport", "raw", "raw = sensor_msgs/Image, compressed = sensor_msgs/CompressedImage "
+          "(JPEG/PNG) on <input_topic>/compressed", INPUT, choices=("raw", "compressed")),
+    Param("camera_info_topic", "", "sensor_msgs/CameraInfo topic; empty = camera_info beside the image topic",
+          INPUT),
+    Param("qos_reliability", "auto",
+          "input QoS reliability. auto = the camera publisher's own (reliable when every publisher is "
+          "reliable, which repairs frames that lose a fragment; else best effort), followed when "
+          "publishers come and go; reliable / best_effort fix it", INPUT, choices=QOS_RELIABILITIES),
+    Param("qos_depth", 5, "input queue depth (keep last). The node always works on the newest frame; "
+          "a depth above 1 keeps a frame that arrives while the previous one is being handed over, "
+          "and what is replaced unseen is counted as stale", INPUT, min=1, max=100),
+    Param("frame_id", "", "frame_id for outputs when set; otherwise the image's (frames without one "
+          "are dropped)", INPUT),
+    Param("max_image_pixels", 3840 * 2160, "larger frames are dropped", INPUT, runtime=True,
+          min=4, max=100_000_000),
+    Param("max_stamp_future", 1.0, "frames stamped more than this many seconds ahead of the node's "
+          "clock are dropped", INPUT, runtime=True, min=0.0, max=3600.0),
+    # --- who to look at ---
+    Param("mode", "single", "single = one person followed over frames; boxes = person boxes from "
+          "boxes_topic; detector = built-in HOG person detector", WHO, choices=MODES),
+    Param("boxes_topic", "person_boxes", "person boxes (vision_msgs/Detection2DArray when installed, "
+          "else lapx_ros/HumanPoseArray) for mode boxes", WHO),
+    Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp", WHO,
+          runtime=True, min=0.0, max=1.0),
+    Param("boxes_stamp_tolerance", 0.005, "seconds within which a boxes stamp matches a frame stamp",
+          WHO, runtime=True, min=0.0, max=1.0),
+    Param("max_people", 5, "most people estimated per frame (highest scores first)", WHO,
+          runtime=True, min=1, max=50),
+    Param("detector_interval", 5, "frames between runs of the built-in detector (keypoints followed "
+          "in between)", WHO, runtime=True, min=1, max=1000),
+    Param("detector_scale", 1.0, "image scale for the built-in detector (>1 finds smaller people, "
+          "slower)", WHO, runtime=True, min=0.1, max=4.0),
+    Param("detector_threshold", 0.3, "built-in detector score threshold", WHO, runtime=True,
+          min=-5.0, max=5.0),
+    # --- keypoints, tracking, smoothing ---
+    Param("keypoint_threshold", 0.2, "confidence below which a joint counts as not seen (drawing, "
+          "tracking)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
+    Param("person_threshold", 0.3, "mean joint confidence below which nobody is reported (and "
+          "searched again)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
+    Param("search_interval", 5, "mode single: while nobody is followed, frames between whole-frame "
+          "searches (search_passes network calls); the frames between crop where the last search "
+          "looked. 1 = search every such frame", KEYPOINTS, runtime=True, min=1, max=1000),
+    Param("search_passes", SEARCH_PASSES, "network calls of a whole-frame search: the whole frame, "
+          "then each time a crop around the joints the previous call found (lapx-eval --passes)",
+          KEYPOINTS, runtime=True, min=1, max=5),
+    Param("box_padding", 1.25, "context kept around a person box when cropping", KEYPOINTS,
+          runtime=True, min=1.0, max=3.0),
+    Param("decode", "dark", "heatmap peak decoding (as lapx-eval)", KEYPOINTS, runtime=True,
+          choices=DECODE_METHODS),
+    Param("flip_test", False, "also run each crop mirrored and average the heatmaps: more accurate "
+          "(MODEL.md), twice the network calls", KEYPOINTS, runtime=True),
+    Param("track_match_threshold", 0.3, "box IoU / keypoint similarity needed to keep a track id",
+          KEYPOINTS, runtime=True, min=0.0, max=1.0),
+    Param("track_max_missed", 15, "frames a person may be unseen and keep the id", KEYPOINTS,
+          runtime=True, min=0, max=10_000),
+    Param("smoothing", False, "One-Euro smoothing of keypoints", KEYPOINTS, runtime=True),
+    Param("smoothing_min_cutoff", 1.0, "One-Euro minimum cut-off [Hz]; lower = smoother at rest",
+          KEYPOINTS, runtime=True, min=0.001, max=100.0),
+    Param("smoothing_beta", 0.05, "One-Euro speed coefficient; higher = less lag when moving",
+          KEYPOINTS, runtime=True, min=0.0, max=100.0),
+    Param("smoothing_d_cutoff", 1.0, "One-Euro cut-off of the speed estimate [Hz]", KEYPOINTS,
+          runtime=True, min=0.001, max=100.0),
+    # --- outputs ---
+    Param("publish_markers", True, "publish human_pose/markers", OUTPUTS, runtime=True),
+    Param("marker_depth", 2.0, "distance [m] of the image plane the markers are drawn on",
+          OUTPUTS, runtime=True, min=0.01, max=1000.0),
+    Param("marker_lifetime", 0.5, "seconds RViz keeps a marker without update (0 = forever)",
+          OUTPUTS, runtime=True, min=0.0, max=3600.0),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", OUTPUTS,
+          min=0.1, max=60.0),
+    Param("stale_timeout", 2.0, "seconds without frames before diagnostics report STALE", OUTPUTS,
+          runtime=True, min=0.1, max=3600.0),
 )
-SPECS = {s.name: s for s in _SPECS}
-assert set(SPECS) == set(_TYPES), "every NodeConfig field needs a ParamSpec"
+SPECS = {p.name: p for p in PARAMETERS}
+assert len(SPECS) == len(PARAMETERS), "parameter declared twice"
+
+
+def _replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+
+NodeConfig = dataclasses.make_dataclass(
+    "NodeConfig", [(p.name, p.type, dataclasses.field(default=p.default)) for p in PARAMETERS],
+    frozen=True,
+    namespace={"__doc__": "Typed parameter values; field names are the ROS parameter names.",
+               "replace": _replace})
+NodeConfig.__module__ = __name__
+
+
+def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
+    """The runtime pipeline's settings: every PipelineConfig field is the parameter of
+    the same name, except the smoothing filter's, which are grouped."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(PipelineConfig)
+              if f.name != "smoothing_params"}
+    return PipelineConfig(**values, smoothing_params=OneEuroParams(
+        cfg.smoothing_min_cutoff, cfg.smoothing_beta, cfg.smoothing_d_cutoff))
 
 
 def check(name: str, value) -> str | None:
@@ -202,7 +200,7 @@ def coerce(name: str, value):
     return SPECS[name].type(value)
 
 
-def descriptor(spec: ParamSpec):
+def descriptor(spec: Param):
     """The rcl_interfaces ParameterDescriptor advertised for ``spec``."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
@@ -218,3 +216,88 @@ def descriptor(spec: ParamSpec):
         desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min),
                                                         to_value=float(spec.max), step=0.0)]
     return desc
+
+
+# ------------------------------------------------------------ generated files
+YAML_PATH = Path("config") / "lapx.yaml"
+DOCS_PATH = Path("docs") / "node.md"
+DOCS_BEGIN = "<!-- parameters: generated by python -m lapx_ros.ros.params --write -->"
+DOCS_END = "<!-- parameters: end -->"
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _allowed(spec: Param, separator: str = " | ") -> str:
+    if spec.choices:
+        return separator.join(spec.choices)
+    if spec.min is not None:
+        return f"{spec.min:g} .. {spec.max:g}"
+    return ""
+
+
+def render_yaml() -> str:
+    """config/lapx.yaml: every parameter with its default, grouped, described."""
+    lines = [
+        "# Parameters of the lapx_ros pose node, generated from lapx_ros/ros/params.py",
+        "# (python -m lapx_ros.ros.params --write). Run with",
+        "#   lapx-pose-node --ros-args --params-file config/lapx.yaml [-p name:=value ...]",
+        "# or copy it and give the copy as params_file:=... to the launch files.",
+        "# '/**' applies the values to the node whatever its namespace and name.",
+        "# (runtime) parameters can be changed while the node runs; the others are read at start.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    group = None
+    for spec in PARAMETERS:
+        if spec.group != group:
+            group = spec.group
+            lines += ["", f"    # --- {group} ---"]
+        text = ("(runtime) " if spec.runtime else "") + spec.description
+        allowed = _allowed(spec)
+        if allowed:
+            text += f" [{allowed}]"
+        lines += textwrap.wrap(text, 92, initial_indent="    # ", subsequent_indent="    #   ")
+        lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_docs_table() -> str:
+    """The Markdown table of docs/node.md."""
+    rows = ["| parameter | default | allowed | runtime | what it does |", "|---|---|---|---|---|"]
+    for spec in PARAMETERS:
+        rows.append(f"| `{spec.name}` | `{_yaml_value(spec.default)}` | {_allowed(spec, ', ')} | "
+                    f"{'yes' if spec.runtime else ''} | {spec.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def docs_with_table(text: str) -> str:
+    """``text`` (docs/node.md) with the generated table between its markers."""
+    head, rest = text.split(DOCS_BEGIN, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    return f"{head}{DOCS_BEGIN}\n{render_docs_table()}\n{DOCS_END}{tail}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Print or write the files generated from the "
+                                                 "parameter table (config/lapx.yaml, docs/node.md).")
+    parser.add_argument("--write", action="store_true", help="rewrite both files in the repository")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
+    args = parser.parse_args(argv)
+    if not args.write:
+        sys.stdout.write(render_yaml())
+        return 0
+    (args.root / YAML_PATH).write_text(render_yaml())
+    docs = args.root / DOCS_PATH
+    docs.write_text(docs_with_table(docs.read_text()))
+    print(f"wrote {YAML_PATH} and the table of {DOCS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

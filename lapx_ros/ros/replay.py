@@ -12,6 +12,8 @@ compressedDepth PNG), with each colour frame's stamp and a CameraInfo of its own
 from __future__ import annotations
 
 import argparse
+import copy
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -209,8 +211,17 @@ def parse_args(argv=None):
     parser.add_argument("--frame-id", default="camera_optical_frame")
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), help="resize frames")
     parser.add_argument("--reliable", action="store_true", help="reliable QoS (default: sensor data)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="publisher history depth (keep last); 0 = 1 when reliable, the sensor-data "
+                             "profile's 5 otherwise (drivers: usb_cam 100, v4l2_camera 10)")
+    parser.add_argument("--preload", type=int, default=0, metavar="N",
+                        help="read the first N frames and convert them once, then cycle them: a steady "
+                             "rate at any size, as a camera driver in C++ would send (0 = read as sent)")
     parser.add_argument("--wait-subscribers", type=int, default=0,
                         help="wait (up to 30 s) for this many image subscribers before sending")
+    parser.add_argument("--settle", type=float, default=0.0, metavar="SECONDS",
+                        help="then wait this long (a node with qos_reliability auto subscribes again "
+                             "once it has seen a reliable camera)")
     parser.add_argument("--quiet", action="store_true")
     depth = parser.add_argument_group(
         "depth", "an RGB-D camera's depth registered to the colour image: 16UC1 in millimetres, "
@@ -229,6 +240,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.rate < 0:
         parser.error("--rate must be >= 0")
+    if args.history < 0 or args.preload < 0:
+        parser.error("--history and --preload must be >= 0")
     if args.depth is None and (args.depth_topic != DEPTH_TOPIC or args.depth_transport != "raw"
                                or args.depth_first):
         parser.error("--depth-topic, --depth-transport and --depth-first need --depth")
@@ -237,6 +250,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -255,7 +269,9 @@ def main(argv=None) -> int:
     rclpy.init(args=["lapx_replay", *ros_args])
     node = rclpy.create_node("lapx_replay")
     qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE) if args.reliable \
-        else qos_profile_sensor_data
+        else copy.copy(qos_profile_sensor_data)
+    if args.history:
+        qos.depth = args.history
     topic = args.topic.rstrip("/")
     raw_pub = node.create_publisher(Image, topic, qos) if args.transport != "compressed" else None
     jpeg_pub = (node.create_publisher(CompressedImage, topic + "/compressed", qos)
@@ -267,11 +283,19 @@ def main(argv=None) -> int:
     while (sum(p.get_subscription_count() for p in image_pubs) < args.wait_subscribers
            and time.monotonic() < deadline):
         time.sleep(0.05)
+    time.sleep(args.settle)
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     sent, started, status = 0, time.monotonic(), 0
     next_time = started
+    frames = source.frames(args.loop)
+    raw_messages = {}  # preloaded frame index -> its Image, converted once
+    if args.preload:
+        preloaded = list(itertools.islice(frames, args.preload))
+        frames = itertools.cycle(preloaded) if args.loop else iter(preloaded)
+        if raw_pub:
+            raw_messages = {id(f): to_image_msg(f, args.encoding, Image().header) for f in preloaded}
     try:
-        for frame in source.frames(args.loop):
+        for frame in frames:
             if args.count and sent >= args.count:
                 break
             header = Image().header
@@ -282,7 +306,11 @@ def main(argv=None) -> int:
             if depth is not None and args.depth_first:
                 depth_send(depth, header)
             if raw_pub:
-                raw_pub.publish(to_image_msg(frame, args.encoding, header))
+                msg = raw_messages.get(id(frame))
+                if msg is None:
+                    msg = to_image_msg(frame, args.encoding, header)
+                msg.header = header
+                raw_pub.publish(msg)
             if jpeg_pub:
                 jpeg_pub.publish(to_compressed_msg(frame, args.format, header))
             info_pub.publish(camera_info_for(frame.shape[1], frame.shape[0], header))
@@ -300,6 +328,9 @@ def main(argv=None) -> int:
         status = 2
     finally:
         elapsed = max(time.monotonic() - started, 1e-6)
+        if args.reliable:  # let the last frames be repaired before the writer goes away
+            for pub in image_pubs:
+                pub.wait_for_all_acked(Duration(seconds=2.0))
         if not args.quiet:
             print(f"lapx-replay: sent {sent} frames in {elapsed:.1f} s ({sent / elapsed:.1f} Hz)",
                   flush=True)

@@ -21,8 +21,7 @@ PYRAMID_STEP = 1.1
 class HogPersonDetector:
     """Person boxes (x0, y0, x1, y1) and scores from OpenCV's default HOG detector."""
 
-    def __init__(self, scale: float = 1.0, score_threshold: float = 0.3,
-                 nms_threshold: float = 0.4):
+    def __init__(self, scale: float, score_threshold: float, nms_threshold: float = 0.4):
         self.scale = scale
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold

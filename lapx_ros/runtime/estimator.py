@@ -16,7 +16,7 @@ regions to look at, frame after frame:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from lapx_ros.geometry import box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
-from lapx_ros.topdown import MIN_SEEN_JOINTS, SEARCH_PASSES, TopDownPredictor
+from lapx_ros.topdown import MIN_SEEN_JOINTS, TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
@@ -46,22 +46,23 @@ class Pose:
 
 @dataclass
 class PipelineConfig:
-    """Settings the node may change between frames."""
+    """Settings the node may change between frames. No defaults here: the node's
+    parameter table (lapx_ros/ros/params.py, ``pipeline_config``) is their one source."""
 
-    mode: str = "single"
-    max_people: int = 5
-    keypoint_threshold: float = 0.2  # a joint below it counts as not seen
-    person_threshold: float = 0.3  # mean confidence below it: nobody there (re-search)
-    search_interval: int = 5  # frames between whole-frame searches while nobody is followed
-    search_passes: int = SEARCH_PASSES  # network calls of a whole-frame search
-    box_padding: float = 1.25  # context around a person box
-    decode: str = "dark"
-    flip_test: bool = False  # average with the mirrored crop: more accurate, twice the network calls
-    detector_interval: int = 5  # frames between detector runs
-    track_match_threshold: float = 0.3
-    track_max_missed: int = 15
-    smoothing: bool = False
-    smoothing_params: OneEuroParams = field(default_factory=OneEuroParams)
+    mode: str
+    max_people: int
+    keypoint_threshold: float  # a joint below it counts as not seen
+    person_threshold: float  # mean confidence below it: nobody there (re-search)
+    search_interval: int  # frames between whole-frame searches while nobody is followed
+    search_passes: int  # network calls of a whole-frame search
+    box_padding: float  # context around a person box
+    decode: str
+    flip_test: bool  # average with the mirrored crop: more accurate, twice the network calls
+    detector_interval: int  # frames between detector runs
+    track_match_threshold: float
+    track_max_missed: int
+    smoothing: bool
+    smoothing_params: OneEuroParams
 
 
 def sanitize_boxes(boxes, scores, width: int, height: int):
@@ -114,13 +115,13 @@ class PoseEstimator:
 class PosePipeline:
     """Chooses where to look, runs the estimator, tracks ids and smooths keypoints."""
 
-    def __init__(self, estimator: PoseEstimator, config: PipelineConfig | None = None,
-                 detector=None):
+    def __init__(self, estimator: PoseEstimator, config: PipelineConfig, detector=None):
         self.estimator = estimator
-        self.config = config or PipelineConfig()
+        self.config = config
         self.detector = detector
-        self.tracker = Tracker()
-        self.smoother = PoseSmoother(self.config.smoothing_params)
+        self.tracker = Tracker(config.track_match_threshold, config.track_max_missed,
+                               config.keypoint_threshold)
+        self.smoother = PoseSmoother(config.smoothing_params)
         self._previous: list[Pose] = []
         self._unconfirmed_box = None  # single mode: where the last look, below threshold, lay
         self._frames_since_search = 0

@@ -215,3 +215,84 @@ class PipelineStats:
             self._received = self._processed = 0
             self._latencies, self._compute = [], []
             return out
+
+
+class SequenceGaps:
+    """Frames a publisher sent that never arrived, from its sequence numbers.
+
+    Each publisher numbers its messages 1, 2, 3, ...; a jump from n to n + k means k - 1
+    messages were lost on the way (transport, or replaced in the middleware's queue
+    before they were taken). Numbers going back mean the publisher restarted. Numbers
+    of several publishers interleave, so the caller counts only while there is one.
+    """
+
+    def __init__(self):
+        self.lost = 0
+        self._last: int | None = None
+
+    def add(self, sequence_number: int) -> int:
+        """Count ``sequence_number``; returns how many were skipped before it."""
+        skipped = 0
+        if self._last is not None and sequence_number > self._last + 1:
+            skipped = sequence_number - self._last - 1
+            self.lost += skipped
+        self._last = sequence_number
+        return skipped
+
+    def forget(self) -> None:
+        """A new subscription or another publisher: the next number starts afresh."""
+        self._last = None
+
+
+class NewestFrameWorker:
+    """A thread that works on the newest frame only: a frame replaced before the thread
+    took it is counted stale, so no queue can build up behind a slow model, and an
+    exception in one frame is counted and reported but never stops the thread."""
+
+    def __init__(self, process, on_error, stats: PipelineStats, name: str = "lapx_pose_worker"):
+        self._process = process
+        self._on_error = on_error
+        self._stats = stats
+        self._name = name
+        self._slot = None
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            self._stop = False
+            self._slot = None
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def put(self, item) -> None:
+        self._stats.received()
+        with self._cond:
+            if self._slot is not None:
+                self._stats.stale()
+            self._slot = item
+            self._cond.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._slot = None
+            self._cond.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                item, self._slot = self._slot, None
+            try:
+                self._process(item)
+            except Exception as exc:  # never let one frame stop the worker
+                self._stats.error(f"{type(exc).__name__}: {exc}")
+                self._on_error(exc)

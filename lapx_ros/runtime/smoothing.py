@@ -13,9 +13,9 @@ import numpy as np
 
 @dataclass
 class OneEuroParams:
-    min_cutoff: float = 1.0  # Hz; lower = smoother at rest
-    beta: float = 0.05  # how fast the cut-off rises with speed (per pixel/s)
-    d_cutoff: float = 1.0  # Hz; cut-off of the speed estimate
+    min_cutoff: float  # Hz; lower = smoother at rest
+    beta: float  # how fast the cut-off rises with speed (per pixel/s)
+    d_cutoff: float  # Hz; cut-off of the speed estimate
 
 
 def _alpha(cutoff, dt: float):
@@ -53,8 +53,8 @@ class OneEuroFilter:
 class PoseSmoother:
     """One filter per tracked person; filters of people no longer tracked are freed."""
 
-    def __init__(self, params: OneEuroParams | None = None):
-        self.params = params or OneEuroParams()
+    def __init__(self, params: OneEuroParams):
+        self.params = params
         self._filters: dict[int, OneEuroFilter] = {}
 
     def set_params(self, min_cutoff: float, beta: float, d_cutoff: float) -> None:

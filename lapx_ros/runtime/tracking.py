@@ -45,8 +45,7 @@ class Track:
 class Tracker:
     """Assigns ids to the people found in successive frames."""
 
-    def __init__(self, match_threshold: float = 0.3, max_missed: int = 15,
-                 keypoint_threshold: float = 0.2):
+    def __init__(self, match_threshold: float, max_missed: int, keypoint_threshold: float):
         self.match_threshold = match_threshold
         self.max_missed = max_missed
         self.keypoint_threshold = keypoint_threshold

@@ -1,0 +1,115 @@
+"""The input's health without ROS: QoS that follows the camera, frames lost in transport
+told apart from a stopped camera, and the newest-frame worker."""
+import threading
+import time
+
+import pytest
+
+from lapx_ros.runtime import health
+from lapx_ros.runtime.frames import NewestFrameWorker, PipelineStats, SequenceGaps
+
+IMAGE = "sensor_msgs/msg/Image"
+RELIABLE, BEST_EFFORT = health.Publisher(IMAGE, True), health.Publisher(IMAGE, False)
+
+
+@pytest.mark.parametrize("setting, publishers, expected", [
+    ("auto", [], "best_effort"),  # nobody yet: match whoever comes
+    ("auto", [RELIABLE], "reliable"),  # lost fragments get repaired
+    ("auto", [RELIABLE, RELIABLE], "reliable"),
+    ("auto", [RELIABLE, BEST_EFFORT], "best_effort"),  # a reliable reader would miss the second
+    ("auto", [BEST_EFFORT], "best_effort"),
+    ("reliable", [BEST_EFFORT], "reliable"),  # fixed settings are kept
+    ("best_effort", [RELIABLE], "best_effort"),
+])
+def test_reliability_follows_the_publishers(setting, publishers, expected):
+    assert health.choose_reliability(setting, publishers) == expected
+
+
+def facts(**changes):
+    values = dict(topic="/cam/image_raw", expected_type=IMAGE, subscription_reliability="best_effort",
+                  publishers=(BEST_EFFORT,), since_last_frame_s=0.1, stale_timeout=2.0,
+                  frames_received=30, frames_lost=0)
+    values.update(changes)
+    return health.InputFacts(**values)
+
+
+def test_frames_arriving_whole_are_no_problem():
+    assert health.input_problem(facts()) is None
+
+
+def test_frames_arriving_with_gaps_name_the_transport_fix():
+    level, message = health.input_problem(facts(frames_received=10, frames_lost=20))
+    assert level == health.WARN
+    assert "20 of 30 frames" in message and "lost in transport" in message
+    assert "qos_reliability" in message and "Large frames" in message
+
+
+def test_a_publisher_whose_frames_never_arrive_is_not_called_a_stopped_camera():
+    level, message = health.input_problem(facts(since_last_frame_s=None))
+    assert level == health.STALE
+    assert "lost in transport" in message and "stopped" not in message
+    assert "Large frames" in message
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(publishers=()), "nobody publishes /cam/image_raw"),
+    (dict(publishers=(health.Publisher("sensor_msgs/msg/CompressedImage", True),)), "input_transport"),
+    (dict(subscription_reliability="reliable"), "qos_reliability: auto"),
+])
+def test_no_frames_says_why(changes, words):
+    level, message = health.input_problem(facts(since_last_frame_s=5.0, **changes))
+    assert level == health.STALE and words in message
+
+
+def test_sequence_gaps_count_the_frames_skipped():
+    gaps = SequenceGaps()
+    assert [gaps.add(n) for n in (1, 2, 5, 6, 10)] == [0, 0, 2, 0, 3]
+    assert gaps.lost == 5
+    gaps.add(3)  # publisher restarted: numbers went back, nothing counted
+    gaps.forget()
+    gaps.add(100)  # the first number after forget() starts afresh
+    assert gaps.add(101) == 0 and gaps.lost == 5
+
+
+def test_worker_takes_the_newest_frame_and_counts_the_rest_stale():
+    stats = PipelineStats()
+    seen, release = [], threading.Event()
+
+    def process(item):
+        release.wait(5)
+        seen.append(item)
+
+    worker = NewestFrameWorker(process, on_error=lambda exc: None, stats=stats)
+    worker.start()
+    worker.put(0)
+    time.sleep(0.1)  # the worker is busy with frame 0
+    for i in range(1, 6):
+        worker.put(i)  # 1..4 are replaced before the worker gets to them
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert seen == [0, 5]
+    assert stats.total_received == 6 and stats.total_stale == 4
+
+
+def test_worker_survives_a_failing_frame():
+    stats, errors, seen = PipelineStats(), [], []
+
+    def process(item):
+        if item == "bad":
+            raise ValueError("broken frame")
+        seen.append(item)
+
+    worker = NewestFrameWorker(process, on_error=errors.append, stats=stats)
+    worker.start()
+    worker.put("bad")
+    time.sleep(0.2)
+    worker.put("good")
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert seen == ["good"] and isinstance(errors[0], ValueError)
+    assert stats.total_errors == 1 and "broken frame" in stats.last_error

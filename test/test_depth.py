@@ -12,7 +12,7 @@ from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.depth import (BodyDepth, DepthError, DepthPairer, DepthSettings,
-                                    JointDepthEstimator, depth_from_compressed,
+                                    DepthStream, JointDepthEstimator, depth_from_compressed,
                                     depth_from_image, depth_from_message,
                                     encode_compressed_depth, torso_joints)
 
@@ -614,3 +614,104 @@ def test_torso_joints_of_the_layouts():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         DepthSettings(**bad)
+
+
+# -------------------------------------------------------------------------- stream
+def stream_of(**settings):
+    return DepthStream(DepthSettings(**settings), TORSO)
+
+
+def scene_msg(stamp_depth=None):
+    depth, plane = scene()
+    return image_msg(millimetres(depth), "16UC1"), plane
+
+
+def stream_locate(stream, stamp, camera=CAMERA, size=(640, 480), wait=0.0):
+    return stream.locate(stamp, BODY_PIXELS[None], np.ones((1, 16), bool), camera, size,
+                         tolerance=0.01, wait=wait)
+
+
+def test_the_stream_pairs_decodes_and_locates():
+    stream = stream_of()
+    msg, plane = scene_msg()
+    stream.add(5.0, msg)
+    body, reason = stream_locate(stream, 5.002)
+    assert reason is None and body.joints_with_depth == 16
+    assert np.linalg.norm(body.positions[0] - truth(plane), axis=1).max() < 0.02
+    report = stream.report()
+    assert (report.received, report.frames_with_depth, report.frames_without_depth,
+            report.joints_with_depth, report.dropped) == (1, 1, 0, 16, {})
+
+
+def test_the_colour_camera_info_of_another_resolution_is_scaled_to_the_frame():
+    stream = stream_of()
+    msg, plane = scene_msg()
+    stream.add(5.0, msg)
+    body, _ = stream_locate(stream, 5.0, camera=CAMERA.scaled_to(1280, 960))
+    assert np.linalg.norm(body.positions[0] - truth(plane), axis=1).max() < 0.02
+
+
+def test_without_a_colour_camera_the_depth_camera_info_stands_in_and_nothing_is_guessed():
+    stream = stream_of()
+    msg, plane = scene_msg()
+    stream.add(5.0, msg)
+    stream.add(6.0, msg)
+    body, reason = stream_locate(stream, 5.0, camera=None)
+    assert body is None and reason.startswith("no camera model:")
+    stream.set_camera(CAMERA)
+    body, reason = stream_locate(stream, 6.0, camera=None)
+    assert reason is None and np.linalg.norm(body.positions[0] - truth(plane), axis=1).max() < 0.02
+
+
+@pytest.mark.parametrize("change, kind", [
+    (dict(encoding="rgb8"), "unsupported depth encoding"),
+    (dict(data=b"\0" * 10), "depth data length wrong"),
+    (dict(width=200, height=100, step=400, data=bytes(400 * 100)), "depth image size differs"),
+])
+def test_bad_depth_is_counted_by_kind_and_gives_no_3d(change, kind):
+    stream = stream_of()
+    msg, _ = scene_msg()
+    vars(msg).update(change)
+    stream.add(5.0, msg)
+    body, reason = stream_locate(stream, 5.0)
+    assert body is None and reason.startswith(kind + ":")
+    assert stream.report().dropped == {kind: 1} and stream.frames_without_depth == 1
+
+
+def test_corrupt_compressed_depth_is_counted():
+    stream = stream_of()
+    stream.add(1.0, compressed_msg(PNG16, header() + b"not a png"))
+    body, reason = stream_locate(stream, 1.0)
+    assert body is None and stream.report().dropped == {"compressedDepth corrupt": 1}
+
+
+def test_unmatched_stamps_are_counted_with_the_gap():
+    stream = stream_of()
+    body, reason = stream_locate(stream, 1.0)
+    assert reason == "no depth image received yet"
+    msg, _ = scene_msg()
+    stream.add(2.0, msg)
+    body, reason = stream_locate(stream, 1.0, wait=5.0)  # newer depth came: no wait
+    assert body is None and "+1.000 s" in reason
+    assert stream.report().dropped == {"no depth image received yet": 1, "depth stamps do not match": 1}
+
+
+def test_a_depth_clock_that_jumps_back_starts_afresh():
+    stream = stream_of()
+    msg, _ = scene_msg()
+    stream.add(100.0, msg)
+    stream.add(1.0, msg)  # the camera restarted: 100.0 would only end waits early
+    assert stream.report().unused == 1
+    body, reason = stream_locate(stream, 1.0)
+    assert reason is None
+
+
+def test_new_settings_apply_to_the_next_frame():
+    stream = stream_of()
+    msg, _ = scene_msg()
+    stream.add(1.0, msg)
+    stream.add(2.0, msg)
+    assert stream_locate(stream, 1.0)[0].joints_with_depth == 16
+    stream.settings = DepthSettings(max_depth=1.0)  # the person at about 2 m is out of range
+    body, reason = stream_locate(stream, 2.0)
+    assert reason is None and body.joints_with_depth == 0 and stream.settings.max_depth == 1.0

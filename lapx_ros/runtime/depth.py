@@ -516,3 +516,126 @@ def _run_median(ordered: np.ndarray, first: np.ndarray, size: np.ndarray) -> np.
     low = np.minimum(first + np.maximum(size - 1, 0) // 2, last)
     high = np.minimum(first + size // 2, last)
     return 0.5 * (ordered[rows, low] + ordered[rows, high])
+
+
+
+# --------------------------------------------------------------------- the stream
+@dataclass(frozen=True)
+class DepthReport:
+    """A DepthStream's totals since start, for diagnostics."""
+
+    received: int
+    frames_with_depth: int
+    frames_without_depth: int
+    joints_with_depth: int
+    unused: int
+    dropped: dict
+
+
+class DepthStream:
+    """A depth topic's messages -> 3D joints per colour frame, without ROS.
+
+    The node hands over what arrives (``add`` for depth images, ``set_camera`` for the
+    depth CameraInfo) and asks ``locate`` for each colour frame once its poses are
+    known. Messages are stored undecoded and decoded once paired, so depth images no
+    frame uses cost nothing but their copy. Every reason a frame goes without depth is
+    counted by kind (``drops``) and returned, so the caller can warn once per kind;
+    nothing here raises for bad input, and the colour path never waits longer than
+    the wait it asks for.
+    """
+
+    MAX_KINDS = 16  # distinct reasons kept, whatever a sender puts in its messages
+
+    def __init__(self, settings: DepthSettings, torso, capacity: int = 10, max_age: float = 2.0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.pairer = DepthPairer(capacity, max_age)
+        self.estimator = JointDepthEstimator(settings, torso)
+        self.max_pixels = max_pixels
+        self.depth_camera: PinholeCamera | None = None
+        self.received = 0
+        self.frames_with_depth = 0
+        self.frames_without_depth = 0
+        self.joints_with_depth = 0
+        self.drops: collections.Counter = collections.Counter()
+        self._newest: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> DepthSettings:
+        return self.estimator.settings
+
+    @settings.setter
+    def settings(self, settings: DepthSettings) -> None:
+        # a new object: a frame being located keeps the estimator it started with
+        self.estimator = JointDepthEstimator(settings, tuple(self.estimator.torso))
+
+    def add(self, stamp: float, msg) -> None:
+        """A depth message (Image or compressedDepth CompressedImage) stamped ``stamp``.
+        A stamp far behind the newest means the depth camera's clock restarted: what
+        is stored belongs to the old timeline and would only end waits early."""
+        with self._lock:
+            self.received += 1
+            restarted = self._newest is not None and stamp < self._newest - self.pairer.max_age
+            self._newest = stamp if self._newest is None or restarted else max(stamp, self._newest)
+        if restarted:
+            self.pairer.restart()
+        self.pairer.add(stamp, msg)
+
+    def set_camera(self, camera: PinholeCamera | None) -> None:
+        """The depth image's own camera model (from its CameraInfo), when it has one."""
+        self.depth_camera = camera
+
+    def locate(self, stamp: float, keypoints, seen, colour_camera: PinholeCamera | None,
+               colour_size: tuple[int, int], tolerance: float, wait: float):
+        """(BodyDepth or None, reason or None) for the colour frame stamped ``stamp``, of
+        ``colour_size`` (width, height), whose people have (P, J, 2) ``keypoints``
+        (OpenCV pixels) of which ``seen`` (P, J) are trusted.
+
+        ``colour_camera`` is the colour CameraInfo's model (any size: it is scaled to
+        the frame); without one the depth image's CameraInfo stands in, which describes
+        the same view when the depth is registered to the colour image. Nothing is
+        guessed: without either, no 3D. The reason's head (up to ':') names its kind."""
+        msg = self.pairer.pair(stamp, tolerance, wait)
+        if msg is None:
+            return self._without(self._unpaired_reason(stamp, tolerance))
+        try:
+            depth = depth_from_message(msg, self.max_pixels)
+            depth_camera = self.depth_camera
+            if depth_camera is not None and depth_camera.width and (
+                    depth_camera.width, depth_camera.height) != (depth.shape[1], depth.shape[0]):
+                depth_camera = None  # it describes another image than this one
+            camera = colour_camera if colour_camera is not None else depth_camera
+            if camera is None:
+                return self._without("no camera model: neither the colour nor the depth image "
+                                     "has a CameraInfo with a valid K")
+            body = self.estimator.locate(depth, keypoints, seen, camera.scaled_to(*colour_size),
+                                         depth_camera)
+        except DepthError as exc:
+            return self._without(str(exc))
+        with self._lock:
+            self.frames_with_depth += 1
+            self.joints_with_depth += body.joints_with_depth
+        return body, None
+
+    def report(self) -> DepthReport:
+        unused = self.pairer.counts()["unused_depth"]
+        with self._lock:
+            return DepthReport(self.received, self.frames_with_depth, self.frames_without_depth,
+                               self.joints_with_depth, unused, dict(self.drops))
+
+    def _without(self, reason: str):
+        kind = reason.split(":", 1)[0].strip()
+        with self._lock:
+            self.frames_without_depth += 1
+            if kind not in self.drops and len(self.drops) >= self.MAX_KINDS:
+                kind = "other"
+            self.drops[kind] += 1
+        return None, reason
+
+    def _unpaired_reason(self, stamp: float, tolerance: float) -> str:
+        with self._lock:
+            newest = self._newest
+        if newest is None:
+            return "no depth image received yet"
+        return (f"depth stamps do not match: the newest depth image is {newest - stamp:+.3f} s "
+                f"from the frame, more than the tolerance {tolerance:g} s")

@@ -454,3 +454,36 @@ def package_versions(names) -> dict:
         except metadata.PackageNotFoundError:
             out[n] = None
     return out
+
+
+# ------------------------------------------------------------- RESULTS.md sections
+SECTION_BEGIN = "<!-- section: {} (written by {}) -->"
+SECTION_END = "<!-- end of section: {} -->"
+_SECTION_RE = re.compile(r"<!-- section: (.+?) \(written by .+?\) -->.*?<!-- end of section: \1 -->",
+                         re.DOTALL)
+
+
+def write_section(path, name: str, writer: str, body: str) -> None:
+    """Put ``body`` into the Markdown file ``path`` as the section ``name``, replacing an
+    earlier version of it or appending it; the rest of the file stays as it is, so
+    several benchmark scripts can share one results file."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    block = f"{SECTION_BEGIN.format(name, writer)}\n{body.rstrip()}\n{SECTION_END.format(name)}"
+    pattern = re.compile(r"<!-- section: " + re.escape(name) + r" \(written by .+?\) -->.*?"
+                         + re.escape(SECTION_END.format(name)), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + ("\n\n" if text.strip() else "") + block + "\n"
+    path.write_text(text)
+
+
+def marked_sections(path) -> str:
+    """The sections other scripts wrote into ``path`` (write_section), to keep them when
+    the file's own writer renews the rest."""
+    path = Path(path)
+    if not path.exists():
+        return ""
+    found = [m.group(0) for m in _SECTION_RE.finditer(path.read_text())]
+    return "".join(f"\n{block}\n" for block in found)

@@ -731,7 +731,8 @@ def main(argv=None) -> int:
     out["benchmark_minutes"] = round((time.monotonic() - started) / 60, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "results.json").write_text(json.dumps(out, indent=2) + "\n")
-    (args.out_dir / "RESULTS.md").write_text(render_markdown(out))
+    results_md = args.out_dir / "RESULTS.md"
+    results_md.write_text(render_markdown(out) + bt.marked_sections(results_md))
     log(f"wrote {args.out_dir / 'results.json'} and RESULTS.md in {out['benchmark_minutes']} min; "
         f"others paused {pauser.total_paused:.0f} s")
     return 0

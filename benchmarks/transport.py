@@ -10,8 +10,8 @@ watches the node's /human_pose (latency from the frame's stamp) and /diagnostics
     .venv/bin/python benchmarks/transport.py --profile config/fastdds_shm.xml
     .venv/bin/python benchmarks/transport.py --sizes 1280x720 --qos reliable -p qos_reliability:=best_effort
 
-Writes benchmarks/transport_results.json (one entry per run, appended) and prints a
-Markdown table. The environment of the node and the camera is this one without
+Appends each run to benchmarks/transport_results.json and writes all runs there as the
+"Transport" section of benchmarks/RESULTS.md. The environment of the node and the camera is this one without
 FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_BUILTIN_TRANSPORTS unless --profile / --builtin
 set them, so the default case is what a user gets with nothing set.
 """
@@ -30,20 +30,21 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_tools import Pauser
+from bench_tools import Pauser, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO.parent / "shared" / "data" / "footage" / "crowd" / "concourse_people.mp4"
 RESULTS = REPO / "benchmarks" / "transport_results.json"
+RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 TRANSPORT_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
 
 
-def transport_env(profile: str | None, builtin: str | None) -> dict[str, str]:
+def transport_env(profile: str | None, builtin: str | None, source: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in TRANSPORT_VARIABLES}
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 101 + 1))
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if profile:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(profile).resolve())
     if builtin:
@@ -82,6 +83,7 @@ class Watcher:
             self.namespace = namespace
             self.latencies: list[float] = []
             self.diagnostics: dict | None = None
+            self.input_qos_seen: set[str] = set()
         if namespace:
             self._subs.append(self.node.create_subscription(
                 self._types[0], f"{namespace}/human_pose", self._on_pose, self._qos))
@@ -98,6 +100,8 @@ class Watcher:
                 with self._lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
                     self.diagnostics["message"] = status.message
+                    if int(self.diagnostics.get("frames_received", 0)):
+                        self.input_qos_seen.add(self.diagnostics.get("input_qos", ""))
 
     def wait_diagnostics(self, predicate, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -112,14 +116,15 @@ class Watcher:
 
 def run_case(watcher: Watcher, args, size: tuple[int, int], qos: str) -> dict:
     env = transport_env(args.profile, args.builtin)
+    node_env = transport_env(args.profile, args.builtin, Path(args.node_source).resolve())
     namespace = f"/transport_{uuid.uuid4().hex[:6]}"
     watcher.reset(namespace)
     node_params = ["diagnostics_period:=0.5", *args.param]
     node_cmd = [sys.executable, "-m", "lapx_ros.ros.node", "--ros-args", "--params-file",
-                str(REPO / "config" / "lapx.yaml"), "-r", f"__ns:={namespace}"]
+                str(Path(args.node_source).resolve() / "config" / "lapx.yaml"), "-r", f"__ns:={namespace}"]
     for p in node_params:
         node_cmd += ["-p", p]
-    node = subprocess.Popen(node_cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    node = subprocess.Popen(node_cmd, cwd=args.node_source, env=node_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT)
     try:
         if watcher.wait_diagnostics(lambda v: v.get("backend", "not loaded") != "not loaded", 60) is None:
@@ -151,7 +156,7 @@ def run_case(watcher: Watcher, args, size: tuple[int, int], qos: str) -> dict:
         "lost": sent - received, "processed": processed, "stale": stale,
         "invalid": int(values.get("dropped_invalid", 0)),
         "lost_seen_by_node": int(values.get("frames_lost_in_transport", 0) or 0),
-        "subscription_qos": values.get("input_qos", ""),
+        "subscription_qos": "/".join(sorted(q for q in watcher.input_qos_seen if q)),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
         "node_message": values.get("message", ""),
@@ -169,6 +174,33 @@ def cpu_name() -> str:
     return f"{os.cpu_count()}-core {model} ({isa})"
 
 
+def render_run(run: dict) -> str:
+    lines = [f"**{run['label'] or 'run'}** ({run['date']}; {run['cpu']}; transport: "
+             f"{run['profile'] or run['builtin'] or 'Fast DDS defaults'}; node: "
+             f"{' '.join(run['node_params']) or 'defaults'}; {run['seconds']:g} s at {run['rate_hz']:g} Hz)", "",
+             "| size | camera QoS | node subscribed | sent | received | lost (counted by the node) "
+             "| processed | stale | latency p50 / p95 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in run["rows"]:
+        seen = r.get("lost_seen_by_node")
+        lines.append(f"| {r['size']} | {r['publisher_qos']} | {r['subscription_qos'] or '-'} | {r['sent']} "
+                     f"| {r['received']} | {r['lost']} ({seen if r['subscription_qos'] else '-'}) "
+                     f"| {r['processed']} | {r['stale']} | {r['latency_ms_p50']} / {r['latency_ms_p95']} |")
+    return "\n".join(lines)
+
+
+def render_history(history: list[dict]) -> str:
+    return "\n\n".join(
+        ["## Transport: camera frames reaching the node",
+         "Written by `benchmarks/transport.py` (`benchmarks/transport_results.json`): the node and "
+         "a camera (`lapx-replay --preload`, crowd footage, bgr8) in separate processes, "
+         "this process watching. lost = sent - received by the node's subscription; the node "
+         "counts what it can see of that (sequence gaps while one publisher is matched). "
+         "received = processed + stale (replaced by a newer frame while the node was busy). "
+         "Latency: frame stamp to the pose's arrival here. Other work was paused while measuring."]
+        + [render_run(run) for run in history])
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="640x480,1280x720,1920x1080")
@@ -180,10 +212,19 @@ def main() -> int:
     p.add_argument("--profile", help="FASTRTPS_DEFAULT_PROFILES_FILE for the node and the camera")
     p.add_argument("--builtin", help="FASTDDS_BUILTIN_TRANSPORTS for the node and the camera")
     p.add_argument("-p", "--param", action="append", default=[], help="node parameter name:=value")
+    p.add_argument("--node-source", default=str(REPO),
+                   help="checkout whose lapx_ros the node runs (e.g. a worktree of an earlier "
+                        "commit, for before/after); the camera always runs this one")
     p.add_argument("--label", default="", help="name of this run in the results file")
     p.add_argument("--pause-pattern", help="SIGSTOP processes whose command line matches this regex "
                                            "while measuring (other work on a shared machine)")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite the RESULTS.md section from transport_results.json")
     args = p.parse_args()
+    if args.render:
+        write_section(RESULTS_MD, "Transport", "benchmarks/transport.py",
+                      render_history(json.loads(RESULTS.read_text())))
+        return 0
     if not Path(args.source).exists():
         print(f"footage missing: {args.source} (shared/data beside the repository)", file=sys.stderr)
         return 2
@@ -202,15 +243,8 @@ def main() -> int:
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     history.append(run)
     RESULTS.write_text(json.dumps(history, indent=1) + "\n")
-    print(f"\n{run['label'] or 'run'}: {run['cpu']}, transport: "
-          f"{run['profile'] or run['builtin'] or 'default'}, node {' '.join(args.param) or 'defaults'}")
-    print("| size | camera QoS | node subscription | sent | received | lost (node saw) | processed "
-          "| stale | latency p50 / p95 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['size']} | {r['publisher_qos']} | {r['subscription_qos'] or '-'} | {r['sent']} "
-              f"| {r['received']} | {r['lost']} ({r['lost_seen_by_node']}) | {r['processed']} | {r['stale']} "
-              f"| {r['latency_ms_p50']} / {r['latency_ms_p95']} |")
+    print(render_run(run))
+    write_section(RESULTS_MD, "Transport", "benchmarks/transport.py", render_history(history))
     return 0
 
 

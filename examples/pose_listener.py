@@ -1,6 +1,6 @@
 """Print the HumanPoseArray messages arriving on a topic.
 
-    python examples/pose_listener.py [--topic /human_poses] [--count 5] [--json]
+    python examples/pose_listener.py [--topic /human_pose] [--count 5] [--json]
 
 Prints READY once subscribed, then each message: a short description, or with --json
 one line `MSG <json>` holding every field (pose_samples.to_plain). Exits 0 after
@@ -24,7 +24,7 @@ from pose_samples import describe, to_plain
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--topic", default="/human_poses")
+    ap.add_argument("--topic", default="/human_pose")
     ap.add_argument("--count", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--json", action="store_true")

@@ -1,6 +1,6 @@
 """Publish sample HumanPoseArray messages (see pose_samples.py).
 
-    python examples/pose_talker.py [--topic /human_poses] [--count 5] [--people 3]
+    python examples/pose_talker.py [--topic /human_pose] [--count 5] [--people 3]
 
 Prints READY once the publisher exists, MATCHED when --subscribers subscribers are
 connected, SENT <n> per message and DONE after the last one; then keeps running (so
@@ -32,7 +32,7 @@ def pose_qos(depth: int) -> QoSProfile:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--topic", default="/human_poses")
+    ap.add_argument("--topic", default="/human_pose")
     ap.add_argument("--count", type=int, default=5)
     ap.add_argument("--people", type=int, default=3)
     ap.add_argument("--period", type=float, default=0.1, help="seconds between messages")

@@ -70,4 +70,4 @@ def lspet_dir() -> Path:
 
 @pytest.fixture
 def unique_topic() -> str:
-    return f"/lapx_test_{uuid.uuid4().hex[:12]}/human_poses"
+    return f"/lapx_test_{uuid.uuid4().hex[:12]}/human_pose"

@@ -119,3 +119,19 @@ def test_profile_summary_splits_the_worker_time():
     assert prof["worker_ms_per_frame"]["crop + normalise"] == pytest.approx(10.0)
     assert prof["worker_idle_fraction"] == pytest.approx(0.6)
     assert prof["main_thread_ms_per_frame"]["take + deserialise message"] == pytest.approx(4.0)
+
+
+def test_results_sections_of_other_scripts_survive_a_rewrite(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Speed\n\nold table\n")
+    bt.write_section(results, "Transport", "benchmarks/transport.py", "| size |\n|---|\n| 640x480 |")
+    bt.write_section(results, "Depth", "benchmarks/depth_cost.py", "depth table")
+    bt.write_section(results, "Transport", "benchmarks/transport.py", "| size |\n|---|\n| 1920x1080 |")
+    text = results.read_text()
+    assert text.startswith("# Speed\n\nold table\n") and text.count("<!-- section: Transport") == 1
+    assert "1920x1080" in text and "640x480" not in text and "depth table" in text
+    # the speed benchmark renews its own part and keeps the others
+    results.write_text("# Speed\n\nnew table\n" + bt.marked_sections(results))
+    text = results.read_text()
+    assert "new table" in text and "old table" not in text
+    assert "1920x1080" in text and "depth table" in text

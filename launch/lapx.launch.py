@@ -2,6 +2,8 @@
 
     ros2 launch lapx_ros lapx.launch.py input_topic:=/my_cam/image_raw namespace:=robot1
     ros2 launch lapx_ros lapx.launch.py params_file:=my_lapx.yaml rviz:=true fixed_frame:=camera_color_optical_frame
+    ros2 launch lapx_ros lapx.launch.py input_topic:=/camera/camera/color/image_raw \
+        depth_topic:=/camera/camera/aligned_depth_to_color/image_raw     # RealSense, align_depth.enable:=true
 
 Every parameter's value comes from the params file (its '/**' key applies under any
 namespace). A launch argument left empty keeps the file's value; one that is given
@@ -29,6 +31,9 @@ OVERRIDES = {
     "backend": "auto | onnxruntime | openvino",
     "mode": "single | boxes | detector",
     "frame_id": "output frame_id",
+    "depth_topic": "registered depth image, e.g. camera/aligned_depth_to_color/image_raw "
+                   "(docs/node.md, Depth (3D))",
+    "depth_transport": "raw | compressedDepth (subscribes <depth_topic>/compressedDepth)",
 }
 ARGUMENTS = {
     "namespace": ("", "namespace of the node and its topics"),

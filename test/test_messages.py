@@ -28,6 +28,7 @@ EXPECTED = {
         "x_max": "float",
         "y_max": "float",
         "keypoints": "sequence<lapx_ros/Keypoint>",
+        "position": "geometry_msgs/Point",
     },
     "HumanPoseArray": {
         "header": "std_msgs/Header",

@@ -25,6 +25,8 @@ def test_every_parameter_has_a_description_and_valid_default():
     ("keypoint_threshold", float("nan"), "NaN"),
     ("smoothing", "yes", "type bool"),
     ("mode", "everyone", "one of"),
+    ("depth_window", 4, "must be odd"),
+    ("depth_transport", "zstd", "one of"),
     ("nonsense", 1, "unknown parameter"),
 ])
 def test_bad_values_are_refused_with_a_reason(name, value, words):
@@ -79,6 +81,25 @@ def test_pipeline_settings_come_from_the_parameters():
     assert (pipeline.track_max_missed, pipeline.decode) == (7, "argmax")
     assert pipeline.smoothing_params.beta == 0.5
     assert pipeline.keypoint_threshold == params.SPECS["keypoint_threshold"].default
+
+
+def test_depth_settings_come_from_the_depth_parameters():
+    cfg = params.NodeConfig().replace(depth_window=7, depth_min=0.3, depth_max=6.0, depth_surface_gap=0.05,
+                                      depth_min_pixels=9, depth_max_behind=0.4, depth_max_in_front=0.8)
+    settings = params.depth_settings(cfg)
+    assert (settings.window, settings.min_depth, settings.max_depth, settings.surface_gap,
+            settings.min_pixels, settings.max_behind, settings.max_in_front) == (7, 0.3, 6.0, 0.05, 9, 0.4, 0.8)
+    assert params.depth_settings(params.NodeConfig()) == type(settings)()  # the same defaults
+    with pytest.raises(ValueError):  # each value valid, together not
+        params.depth_settings(params.NodeConfig().replace(depth_min=5.0, depth_max=2.0))
+    with pytest.raises(ValueError):
+        params.depth_settings(params.NodeConfig().replace(depth_window=1, depth_min_pixels=4))
+
+
+def test_odd_parameters_advertise_a_step_of_two():
+    pytest.importorskip("rcl_interfaces")
+    (rng,) = params.descriptor(params.SPECS["depth_window"]).integer_range
+    assert (rng.from_value, rng.step) == (1, 2)
 
 
 def _literal_assignment(tree, name):

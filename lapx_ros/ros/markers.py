@@ -1,50 +1,41 @@
 """RViz markers for poses: joints as spheres, bones as lines, a text id per person.
 
-The skeleton is drawn on the camera's image plane at a chosen depth: each pixel is
-back-projected through the intrinsics (CameraInfo K, or a plausible pinhole model
-when no camera_info arrives), in the camera's optical frame (x right, y down, z
-forward). Markers of people who left are deleted explicitly.
+With depth, a person's skeleton is drawn where its joints are (their 3D positions,
+joints without depth left out), beside the camera's own point cloud. Without depth
+there is no distance to draw at, so the skeleton goes on the camera's image plane at
+a chosen distance: each pixel is back-projected through the camera model (CameraInfo,
+or a plausible pinhole when none arrives). Both are in the camera's optical frame (x
+right, y down, z forward). Markers of people who left are deleted explicitly.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.drawing import track_colour
 
 NAMESPACES = ("joints", "bones", "ids")
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_camera_info(cls, msg) -> Intrinsics | None:
-        """From CameraInfo K (row-major 3x3), or None when K is unset or invalid."""
-        k = [float(v) for v in msg.k]
-        if len(k) != 9 or not (np.isfinite(k).all() and k[0] > 0 and k[4] > 0):
-            return None
-        return cls(k[0], k[4], k[2], k[5])
-
-    @classmethod
-    def guess(cls, width: int, height: int) -> Intrinsics:
-        """A pinhole with a focal length of one image width (about 53 deg horizontal FOV)."""
-        return cls(float(width), float(width), (width - 1) / 2.0, (height - 1) / 2.0)
-
-    def back_project(self, pixels: np.ndarray, depth: float) -> np.ndarray:
-        """(N, 2) pixels (OpenCV convention: integer = pixel centre) -> (N, 3) metres."""
-        px = np.asarray(pixels, np.float64)
-        x = (px[:, 0] - self.cx) / self.fx * depth
-        y = (px[:, 1] - self.cy) / self.fy * depth
-        return np.column_stack([x, y, np.full(len(px), depth)])
+def marker_points(poses, camera: PinholeCamera, plane_depth: float, threshold: float,
+                  positions=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per person, (J, 3) points to draw and which of them to draw (J,): the measured
+    positions of the seen joints that have depth when the person has any (``positions``
+    (P, J, 3), NaN where unknown), else every seen joint on the plane ``plane_depth``
+    metres away."""
+    out = []
+    for i, p in enumerate(poses):
+        seen = np.asarray(p.confidences) >= threshold
+        xyz = None if positions is None else np.asarray(positions[i], np.float64)
+        measured = seen & np.isfinite(xyz).all(axis=1) if xyz is not None else np.zeros_like(seen)
+        if measured.any():
+            out.append((xyz, measured))
+        else:
+            out.append((camera.back_project(p.keypoints, plane_depth), seen))
+    return out
 
 
 class MarkerBuilder:
@@ -53,29 +44,29 @@ class MarkerBuilder:
     def __init__(self):
         self._shown: set[int] = set()
 
-    def build(self, header, poses, skeleton, intrinsics: Intrinsics, depth: float,
-              threshold: float, lifetime: float) -> MarkerArray:
+    def build(self, header, poses, skeleton, camera: PinholeCamera, depth: float,
+              threshold: float, lifetime: float, positions=None) -> MarkerArray:
+        """Markers of one frame: ``camera`` sized to the image, ``depth`` the image plane's
+        distance for people without 3D, ``positions`` (P, J, 3) metres or None."""
         out = MarkerArray()
-        size = 0.015 * depth
         current = set()
-        for p in poses:
-            seen = p.confidences >= threshold
-            if not seen.any():
+        for p, (xyz, shown) in zip(poses, marker_points(poses, camera, depth, threshold, positions)):
+            if not shown.any():
                 continue
             current.add(p.track_id)
-            xyz = intrinsics.back_project(p.keypoints, depth)
+            size = 0.015 * float(np.median(xyz[shown, 2]))  # as big on screen at any distance
             r, g, b = track_colour(p.track_id)
             colour = ColorRGBA(r=r, g=g, b=b, a=1.0)
             joints = self._marker(header, "joints", p.track_id, Marker.SPHERE_LIST, lifetime)
             joints.scale.x = joints.scale.y = joints.scale.z = size
             joints.color = colour
-            joints.points = [_point(v) for v in xyz[seen]]
+            joints.points = [_point(v) for v in xyz[shown]]
             bones = self._marker(header, "bones", p.track_id, Marker.LINE_LIST, lifetime)
             bones.scale.x = 0.4 * size
             bones.color = colour
-            bones.points = [_point(xyz[k]) for a, c in skeleton if seen[a] and seen[c] for k in (a, c)]
+            bones.points = [_point(xyz[k]) for a, c in skeleton if shown[a] and shown[c] for k in (a, c)]
             text = self._marker(header, "ids", p.track_id, Marker.TEXT_VIEW_FACING, lifetime)
-            top = xyz[seen][np.argmin(xyz[seen][:, 1])]
+            top = xyz[shown][np.argmin(xyz[shown][:, 1])]
             text.pose.position = _point(top - np.array([0.0, 3 * size, 0.0]))
             text.scale.z = 3 * size
             text.color = colour

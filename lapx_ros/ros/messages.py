@@ -27,24 +27,34 @@ def vision_msgs_available() -> bool:
     return importlib.util.find_spec("vision_msgs") is not None
 
 
-def pose_array_msg(header, poses, width: int, height: int, joint_names, skeleton) -> HumanPoseArray:
+def pose_array_msg(header, poses, width: int, height: int, joint_names, skeleton,
+                   body=None) -> HumanPoseArray:
+    """The message of one frame. ``body`` (runtime.depth.BodyDepth of these poses, or
+    None without depth) gives Keypoint.position and PersonPose.position in metres; every
+    value it does not know stays NaN."""
     msg = HumanPoseArray()
     msg.header = header
     msg.image_width, msg.image_height = int(width), int(height)
     msg.joint_names = list(joint_names)
     msg.skeleton_a = [int(a) for a, _ in skeleton]
     msg.skeleton_b = [int(b) for _, b in skeleton]
-    nan = float("nan")
-    for p in poses:
+    joints = len(joint_names)
+    if body is None:
+        positions = np.full((len(poses), joints, 3), np.nan)
+        centres = np.full((len(poses), 3), np.nan)
+    else:
+        positions, centres = body.positions, body.centres
+    for p, xyz, centre in zip(poses, positions.tolist(), centres.tolist()):
         person = PersonPose()
         person.id = int(p.track_id)
         person.score = float(p.score)
         x0, y0, x1, y1 = (float(v) + PIXEL_CENTRE for v in p.box)
         person.x_min, person.y_min, person.x_max, person.y_max = x0, y0, x1, y1
-        for name, (x, y), conf in zip(joint_names, p.keypoints, p.confidences):
-            kp = Keypoint(name=name, x=float(x) + PIXEL_CENTRE, y=float(y) + PIXEL_CENTRE,
-                          confidence=float(conf), position=Point(x=nan, y=nan, z=nan))
-            person.keypoints.append(kp)
+        for name, (x, y), conf, (px, py, pz) in zip(joint_names, p.keypoints.tolist(),
+                                                    p.confidences.tolist(), xyz):
+            person.keypoints.append(Keypoint(name=name, x=x + PIXEL_CENTRE, y=y + PIXEL_CENTRE,
+                                             confidence=conf, position=Point(x=px, y=py, z=pz)))
+        person.position = Point(x=centre[0], y=centre[1], z=centre[2])
         msg.people.append(person)
     return msg
 
@@ -83,6 +93,18 @@ def sibling_topic(topic: str, name: str) -> str:
     """``name`` in the same namespace as ``topic`` (camera/image_raw -> camera/camera_info)."""
     head, sep, _ = topic.rstrip("/").rpartition("/")
     return f"{head}{sep}{name}" if sep else name
+
+
+def depth_topics(depth_topic: str, transport: str) -> tuple[str, bool, str]:
+    """(topic to subscribe, whether it carries compressedDepth, its CameraInfo topic) for
+    the depth_topic and depth_transport parameters. A topic named .../compressedDepth is
+    image_transport's compressed topic whatever the transport says: subscribing to it
+    as a raw Image would match nothing."""
+    base = depth_topic.rstrip("/")
+    compressed = transport == "compressedDepth"
+    if base.endswith("/compressedDepth"):
+        base, compressed = base[: -len("/compressedDepth")], True
+    return (f"{base}/compressedDepth" if compressed else base), compressed, sibling_topic(base, "camera_info")
 
 
 def stamp_seconds(stamp) -> float:

@@ -6,12 +6,17 @@ follows the camera publisher (``health.choose_reliability``), sequence numbers r
 frames lost in transport (``SequenceGaps``), and ``health.input_problem`` turns the
 counters into diagnostics a user can act on. Bad input is dropped with a rate-limited
 warning and counted in /diagnostics; nothing a camera sends can stop the worker.
+
+With ``depth_topic`` set, depth messages go undecoded into a ``DepthStream``, which
+pairs each processed frame with the depth image of its stamp once its poses are known
+(a bounded wait), and turns joints into metres; bad depth costs a frame its 3D only.
 """
 from __future__ import annotations
 
 import copy
 import time
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
@@ -26,10 +31,11 @@ from visualization_msgs.msg import MarkerArray
 from lapx_ros.msg import HumanPoseArray
 from lapx_ros.ros import params
 from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr, to_image_msg
-from lapx_ros.ros.markers import Intrinsics, MarkerBuilder
+from lapx_ros.ros.markers import MarkerBuilder
 from lapx_ros.ros.messages import (
     boxes_from_msg,
     boxes_message_type,
+    depth_topics,
     finite_poses,
     pose_array_msg,
     sibling_topic,
@@ -39,6 +45,8 @@ from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
 from lapx_ros.runtime.drawing import draw_poses
 from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path
 from lapx_ros.runtime import health
+from lapx_ros.runtime.camera import PinholeCamera
+from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
 from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline, sanitize_boxes
 from lapx_ros.runtime.frames import BoxBuffer, FrameGate, NewestFrameWorker, PipelineStats, SequenceGaps
 
@@ -83,7 +91,12 @@ class PoseNode(LifecycleNode):
         self.model_path = ""
         self.model_problem = ""
         self.active = False
-        self._intrinsics: tuple[Intrinsics, int, int] | None = None
+        self._colour_camera: PinholeCamera | None = None  # from the colour CameraInfo
+        self.depth: DepthStream | None = None  # while configured with a depth_topic
+        self._depth_sub = None
+        self.depth_reliability = ""
+        self._depth_last_reason = ""
+        self._prev_depth = (0, 0)  # frames with and without depth at the last diagnostics
         self._subscriptions_made = []
         self._image_sub = None
         self.input_reliability = ""  # of the image subscription while active
@@ -140,7 +153,19 @@ class PoseNode(LifecycleNode):
             updates[p.name] = params.coerce(p.name, p.value)
         if not updates:
             return SetParametersResult(successful=True)
-        self.config = self.config.replace(**updates)
+        config = self.config.replace(**updates)
+        if any(name.startswith("depth_") for name in updates):
+            try:
+                settings = params.depth_settings(config)
+            except ValueError as exc:
+                reason = f"depth settings do not fit together: {exc}"
+                self.get_logger().warning(f"parameter change refused: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
+            if self.depth is not None:
+                self.depth.settings = settings
+        self.config = config
+        if self.depth is not None:
+            self.depth.max_pixels = config.max_image_pixels
         if self.pipeline is not None:
             self.pipeline.config = params.pipeline_config(self.config)
             self._configure_detector()
@@ -189,6 +214,7 @@ class PoseNode(LifecycleNode):
         if cfg.mode == "detector":
             detector = BackgroundDetector(HogPersonDetector(cfg.detector_scale, cfg.detector_threshold))
         self.pipeline = PosePipeline(PoseEstimator(engine), params.pipeline_config(cfg), detector)
+        self.depth = self._make_depth_stream(meta.joint_names) if cfg.depth_topic else None
         reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self._pose_pub = self.create_lifecycle_publisher(HumanPoseArray, "human_pose", reliable)
         self._marker_pub = self.create_lifecycle_publisher(MarkerArray, "human_pose/markers", reliable)
@@ -198,14 +224,33 @@ class PoseNode(LifecycleNode):
         self._publishers_made = [self._pose_pub, self._marker_pub, self._image_pub]
         return TransitionCallbackReturn.SUCCESS
 
+    def _make_depth_stream(self, joint_names) -> DepthStream | None:
+        try:
+            torso = torso_joints(joint_names)
+        except ValueError as exc:
+            self.get_logger().error(f"depth_topic ignored: {exc}")
+            return None
+        try:
+            settings = params.depth_settings(self.config)
+        except ValueError as exc:
+            self.get_logger().error(f"depth settings refused: {exc}; using the defaults")
+            settings = DepthSettings()
+        self._prev_depth = (0, 0)
+        return DepthStream(settings, torso, max_pixels=self.config.max_image_pixels)
+
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self.gate.forget()
         self.worker.start()
         self._subscribe()
         self.active = True
         topic = self.resolve_topic_name(self._input_topic_name())
+        depth = ""
+        if self.depth is not None:
+            depth = (f", depth from {self.resolve_topic_name(self._depth_topic_name())} "
+                     f"({self.depth_reliability})")
         self.get_logger().info(f"active: {self.config.mode} mode on {topic} "
-                               f"({self.input_reliability} input, qos_reliability {self.config.qos_reliability})")
+                               f"({self.input_reliability} input, qos_reliability "
+                               f"{self.config.qos_reliability}){depth}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -221,6 +266,7 @@ class PoseNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
         self._publishers_made = []
         self.pipeline = None
+        self.depth = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -233,8 +279,12 @@ class PoseNode(LifecycleNode):
         topic = self.config.input_topic
         return topic.rstrip("/") + "/compressed" if self.config.input_transport == "compressed" else topic
 
-    def _input_publishers(self) -> list[health.Publisher]:
-        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(self._input_topic_name()))
+    def _depth_topic_name(self) -> str:
+        return depth_topics(self.config.depth_topic, self.config.depth_transport)[0]
+
+    def _input_publishers(self, topic: str | None = None) -> list[health.Publisher]:
+        topic = self._input_topic_name() if topic is None else topic
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
         return [health.Publisher(i.topic_type, i.qos_profile.reliability == QoSReliabilityPolicy.RELIABLE)
                 for i in infos]
 
@@ -255,6 +305,15 @@ class PoseNode(LifecycleNode):
         self.input_reliability = reliability
         self.gaps.forget()
 
+    def _subscribe_depth(self, reliability: str) -> None:
+        """The depth image with the colour input's QoS rules (keep last qos_depth; the
+        reliability its publishers offer under qos_reliability auto)."""
+        topic, compressed, _ = depth_topics(self.config.depth_topic, self.config.depth_transport)
+        self._depth_sub = self.create_subscription(
+            CompressedImage if compressed else Image, topic, self._on_depth,
+            self._image_qos(reliability))
+        self.depth_reliability = reliability
+
     def _subscribe(self) -> None:
         cfg = self.config
         publishers = self._input_publishers()
@@ -263,6 +322,12 @@ class PoseNode(LifecycleNode):
         info_topic = cfg.camera_info_topic or sibling_topic(cfg.input_topic, "camera_info")
         self._subscriptions_made.append(self.create_subscription(
             CameraInfo, info_topic, self._on_camera_info, self._image_qos("best_effort")))
+        if self.depth is not None:
+            self._subscribe_depth(health.choose_reliability(
+                cfg.qos_reliability, self._input_publishers(self._depth_topic_name())))
+            _, _, depth_info = depth_topics(cfg.depth_topic, cfg.depth_transport)
+            self._subscriptions_made.append(self.create_subscription(
+                CameraInfo, depth_info, self._on_depth_camera_info, self._image_qos("best_effort")))
         if cfg.mode == "boxes":
             box_type, box_type_name = boxes_message_type()
             self.get_logger().info(f"person boxes: {box_type_name} on {cfg.boxes_topic}")
@@ -270,11 +335,11 @@ class PoseNode(LifecycleNode):
                 box_type, cfg.boxes_topic, self._on_boxes, 10))
 
     def _unsubscribe(self) -> None:
-        for sub in self._subscriptions_made + [self._image_sub]:
+        for sub in self._subscriptions_made + [self._image_sub, self._depth_sub]:
             if sub is not None:
                 self.destroy_subscription(sub)
-        self._subscriptions_made, self._image_sub = [], None
-        self.input_reliability = ""
+        self._subscriptions_made, self._image_sub, self._depth_sub = [], None, None
+        self.input_reliability = self.depth_reliability = ""
 
     def _watch_publishers(self) -> None:
         """Counts the camera's publishers (sequence gaps mean something only with one) and,
@@ -282,6 +347,14 @@ class PoseNode(LifecycleNode):
         reliable camera appeared, or a best-effort one joined)."""
         if not self.active or self._image_sub is None:
             return
+        if self._depth_sub is not None:
+            wanted = health.choose_reliability(self.config.qos_reliability,
+                                               self._input_publishers(self._depth_topic_name()))
+            if wanted != self.depth_reliability:
+                self.get_logger().info(f"depth QoS follows the publishers of {self._depth_topic_name()}: "
+                                       f"{self.depth_reliability} -> {wanted}")
+                self.destroy_subscription(self._depth_sub)
+                self._subscribe_depth(wanted)
         publishers = self._input_publishers()
         self._single_publisher = len(publishers) == 1
         wanted = health.choose_reliability(self.config.qos_reliability, publishers)
@@ -309,8 +382,17 @@ class PoseNode(LifecycleNode):
         self.worker.put((msg, compressed))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        intrinsics = Intrinsics.from_camera_info(msg)
-        self._intrinsics = None if intrinsics is None else (intrinsics, msg.width, msg.height)
+        self._colour_camera = PinholeCamera.from_camera_info(msg)
+
+    def _on_depth(self, msg) -> None:
+        depth = self.depth
+        if depth is not None:
+            depth.add(stamp_seconds(msg.header.stamp), msg)
+
+    def _on_depth_camera_info(self, msg: CameraInfo) -> None:
+        depth = self.depth
+        if depth is not None:
+            depth.set_camera(PinholeCamera.from_camera_info(msg))
 
     def _on_boxes(self, msg) -> None:
         boxes, scores = boxes_from_msg(msg)
@@ -365,12 +447,14 @@ class PoseNode(LifecycleNode):
         header.frame_id = frame_id
         height, width = frame.shape[:2]
         meta = self.pipeline.estimator.metadata
+        body = self._locate_depth(stamp, poses, width, height)
         self._pose_pub.publish(pose_array_msg(header, poses, width, height, meta.joint_names,
-                                              meta.skeleton))
+                                              meta.skeleton, body))
         if cfg.publish_markers and self._marker_pub.get_subscription_count() > 0:
             self._marker_pub.publish(self.markers.build(
-                header, poses, meta.skeleton, self._intrinsics_for(width, height),
-                cfg.marker_depth, cfg.keypoint_threshold, cfg.marker_lifetime))
+                header, poses, meta.skeleton, self._camera_for(width, height), cfg.marker_depth,
+                cfg.keypoint_threshold, cfg.marker_lifetime,
+                None if body is None else body.positions))
         if self._image_pub.get_subscription_count() > 0:
             draw_poses(frame, poses, meta.skeleton, cfg.keypoint_threshold)
             self._image_pub.publish(to_image_msg(frame, "bgr8", header))
@@ -394,15 +478,29 @@ class PoseNode(LifecycleNode):
                                         "or outside the image")
         return boxes, scores
 
-    def _intrinsics_for(self, width: int, height: int) -> Intrinsics:
-        """Camera intrinsics scaled to this image, or a plausible guess without camera_info."""
-        if self._intrinsics is None:
-            return Intrinsics.guess(width, height)
-        k, w0, h0 = self._intrinsics
-        if (w0, h0) == (width, height) or not (w0 and h0):
-            return k
-        sx, sy = width / w0, height / h0
-        return Intrinsics(k.fx * sx, k.fy * sy, (k.cx + 0.5) * sx - 0.5, (k.cy + 0.5) * sy - 0.5)
+    def _locate_depth(self, stamp: float, poses, width: int, height: int):
+        """The frame's people in metres (BodyDepth), or None without depth (warned once
+        per kind of reason; the poses go out all the same)."""
+        depth = self.depth
+        if depth is None:
+            return None
+        cfg = self.config
+        joints = len(self.pipeline.estimator.metadata.joint_names)
+        keypoints = np.asarray([p.keypoints for p in poses], np.float64).reshape(-1, joints, 2)
+        seen = np.asarray([p.confidences >= cfg.keypoint_threshold for p in poses], bool).reshape(-1, joints)
+        body, reason = depth.locate(stamp, keypoints, seen, self._colour_camera, (width, height),
+                                    cfg.depth_stamp_tolerance, cfg.depth_wait)
+        if reason:
+            self._depth_last_reason = reason
+            self.throttle.warn(f"depth: {reason.split(':', 1)[0]}", f"no 3D for this frame: {reason}")
+        return body
+
+    def _camera_for(self, width: int, height: int) -> PinholeCamera:
+        """The colour camera scaled to this image, or a plausible guess without camera_info
+        (only for drawing: 3D positions are never computed with a guess)."""
+        if self._colour_camera is None:
+            return PinholeCamera.guess(width, height)
+        return self._colour_camera.scaled_to(width, height)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -428,6 +526,18 @@ class PoseNode(LifecycleNode):
         if detector is not None:
             values["detector_error"] = detector.last_error
         values.update({f"dropped: {k}": n for k, n in report["invalid_reasons"].items()})
+        if self.depth is not None:
+            depth = self.depth.report()
+            values.update({
+                "depth_topic": self.resolve_topic_name(self._depth_topic_name()),
+                "depth_qos": self.depth_reliability,
+                "depth_images_received": depth.received,
+                "frames_with_depth": depth.frames_with_depth,
+                "frames_without_depth": depth.frames_without_depth,
+                "joints_with_depth": depth.joints_with_depth,
+                "depth_images_unused": depth.unused,
+                **{f"no depth: {k}": n for k, n in depth.dropped.items()},
+            })
         status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
         out = DiagnosticArray(status=[status])
         out.header.stamp = self.get_clock().now().to_msg()
@@ -440,6 +550,12 @@ class PoseNode(LifecycleNode):
         new_received, new_lost = (report["frames_received"] - self._prev_received,
                                   lost - self._prev_lost)
         self._prev_received, self._prev_lost = report["frames_received"], lost
+        new_depth = (0, 0)  # frames with and without depth since the last report
+        if self.depth is not None:
+            depth = self.depth.report()
+            new_depth = (depth.frames_with_depth - self._prev_depth[0],
+                         depth.frames_without_depth - self._prev_depth[1])
+            self._prev_depth = (depth.frames_with_depth, depth.frames_without_depth)
         if self.model_problem:
             return DiagnosticStatus.ERROR, f"model not loaded: {self.model_problem}"
         if not self.active:
@@ -460,6 +576,9 @@ class PoseNode(LifecycleNode):
             return bytes([level]), message
         if new_invalid:
             return DiagnosticStatus.WARN, f"dropped {new_invalid} bad frame(s)"
+        if new_depth[1] and not new_depth[0]:
+            return DiagnosticStatus.WARN, (f"no depth for the last {new_depth[1]} frame(s), "
+                                               f"poses without 3D: {self._depth_last_reason}")
         return DiagnosticStatus.OK, (f"{report['processing_rate_hz']:.1f} Hz, "
                                      f"{report['people']} people")
 

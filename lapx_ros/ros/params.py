@@ -39,6 +39,7 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple = ()
+    odd: bool = False  # ints only: odd values from min (a window's side, centred on a pixel)
 
     @property
     def type(self) -> type:
@@ -59,11 +60,15 @@ class Param:
             return f"{self.name} must be >= {self.min}, got {value}"
         if self.max is not None and value > self.max:
             return f"{self.name} must be <= {self.max}, got {value}"
+        if self.odd and value % 2 == 0:
+            return f"{self.name} must be odd, got {value}"
         return None
 
 
-MODEL, INPUT, WHO, KEYPOINTS, OUTPUTS = (
-    "model and inference", "input", "who to look at", "keypoints, tracking, smoothing", "outputs")
+MODEL, INPUT, WHO, KEYPOINTS, DEPTH, OUTPUTS = (
+    "model and inference", "input", "who to look at", "keypoints, tracking, smoothing",
+    "depth (3D keypoints)", "outputs")
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
 
 PARAMETERS = (
     # --- model and inference (read when the node configures) ---
@@ -143,9 +148,41 @@ PARAMETERS = (
           KEYPOINTS, runtime=True, min=0.0, max=100.0),
     Param("smoothing_d_cutoff", 1.0, "One-Euro cut-off of the speed estimate [Hz]", KEYPOINTS,
           runtime=True, min=0.001, max=100.0),
+    # --- depth (3D keypoints) ---
+    Param("depth_topic", "", "depth image registered to the colour image (sensor_msgs/Image, 16UC1 "
+          "in mm or 32FC1 in m; e.g. camera/aligned_depth_to_color/image_raw; relative names follow "
+          "the namespace), its CameraInfo on camera_info beside it; empty = no depth: every "
+          "position is NaN", DEPTH),
+    Param("depth_transport", "raw", "raw = sensor_msgs/Image on depth_topic; compressedDepth = "
+          "image_transport's sensor_msgs/CompressedImage on <depth_topic>/compressedDepth (a "
+          "depth_topic ending in /compressedDepth selects it too)", DEPTH, choices=DEPTH_TRANSPORTS),
+    Param("depth_stamp_tolerance", 0.02, "seconds within which a depth stamp matches a frame stamp "
+          "(the nearest wins); RGB-D drivers stamp registered depth like its colour frame or "
+          "within half a frame period", DEPTH, runtime=True, min=0.0, max=1.0),
+    Param("depth_wait", 0.05, "most seconds a frame whose poses are ready waits for its depth "
+          "image (ended early once newer depth came); then it is published without 3D", DEPTH,
+          runtime=True, min=0.0, max=1.0),
+    Param("depth_window", 5, "side [depth pixels] of the square read around each joint; holes and "
+          "noise sit exactly at joints", DEPTH, runtime=True, min=1, max=31, odd=True),
+    Param("depth_min", 0.2, "nearest plausible depth [m]: nearer pixels are ignored (the camera's "
+          "blind zone)", DEPTH, runtime=True, min=0.0, max=100.0),
+    Param("depth_max", 10.0, "farthest plausible depth [m]: farther pixels are ignored", DEPTH,
+          runtime=True, min=0.01, max=100.0),
+    Param("depth_surface_gap", 0.1, "depths in a joint's window further apart than this [m] "
+          "belong to different surfaces (a limb, the wall behind it); the nearest wins", DEPTH,
+          runtime=True, min=0.001, max=10.0),
+    Param("depth_min_pixels", 4, "pixels the nearest surface needs in a joint's window (fewer: "
+          "flying pixels at an edge, skipped); at most depth_window squared", DEPTH, runtime=True,
+          min=1, max=961),
+    Param("depth_max_behind", 0.5, "a joint this much [m] deeper than its person's torso lies on "
+          "the background: no depth", DEPTH, runtime=True, min=0.001, max=10.0),
+    Param("depth_max_in_front", 1.0, "a joint this much [m] nearer than its person's torso is on "
+          "something else: no depth (more than behind: an arm reaches towards the camera)", DEPTH,
+          runtime=True, min=0.001, max=10.0),
     # --- outputs ---
     Param("publish_markers", True, "publish human_pose/markers", OUTPUTS, runtime=True),
-    Param("marker_depth", 2.0, "distance [m] of the image plane the markers are drawn on",
+    Param("marker_depth", 2.0, "distance [m] of the image plane the markers of a person without "
+          "depth are drawn on (with depth they are drawn where the joints are)",
           OUTPUTS, runtime=True, min=0.01, max=1000.0),
     Param("marker_lifetime", 0.5, "seconds RViz keeps a marker without update (0 = forever)",
           OUTPUTS, runtime=True, min=0.0, max=3600.0),
@@ -177,6 +214,17 @@ def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
               if f.name != "smoothing_params"}
     return PipelineConfig(**values, smoothing_params=OneEuroParams(
         cfg.smoothing_min_cutoff, cfg.smoothing_beta, cfg.smoothing_d_cutoff))
+
+
+def depth_settings(cfg: NodeConfig):
+    """The depth estimator's settings from the depth_* parameters; ValueError with the
+    reason when they do not fit together (depth_min >= depth_max, more pixels than the
+    window holds)."""
+    from lapx_ros.runtime.depth import DepthSettings
+
+    return DepthSettings(window=cfg.depth_window, min_depth=cfg.depth_min, max_depth=cfg.depth_max,
+                         surface_gap=cfg.depth_surface_gap, min_pixels=cfg.depth_min_pixels,
+                         max_behind=cfg.depth_max_behind, max_in_front=cfg.depth_max_in_front)
 
 
 def check(name: str, value) -> str | None:
@@ -211,7 +259,8 @@ def descriptor(spec: Param):
     if spec.choices:
         desc.additional_constraints = "one of: " + ", ".join(spec.choices)
     if spec.type is int and (spec.min is not None or spec.max is not None):
-        desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
+        desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max),
+                                           step=2 if spec.odd else 1)]
     elif spec.type is float and (spec.min is not None or spec.max is not None):
         desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min),
                                                         to_value=float(spec.max), step=0.0)]
@@ -237,7 +286,7 @@ def _allowed(spec: Param, separator: str = " | ") -> str:
     if spec.choices:
         return separator.join(spec.choices)
     if spec.min is not None:
-        return f"{spec.min:g} .. {spec.max:g}"
+        return f"{spec.min:g} .. {spec.max:g}" + (", odd" if spec.odd else "")
     return ""
 
 

@@ -342,3 +342,23 @@ def test_corrupt_compressed_depth_is_counted(nodes, scene, photo, camera):
     assert values, client.diagnostic_values()
     node.wait_for(r"no 3D for this frame: compressedDepth corrupt", timeout=5)
     check_against_the_scene(rgbd.frame(photo, scene[0], compressed=True), scene, camera)
+
+
+def test_depth_settings_change_at_run_time_and_bad_combinations_are_refused(nodes, scene, photo, camera):
+    from pose_client import set_parameters
+
+    _, rgbd = nodes["raw"]
+    client = rgbd.client
+    namespace = client.ns
+    (ok,) = set_parameters(client, namespace, depth_max=1.0)  # the person at 2.5 m is out of range
+    assert ok.successful
+    try:
+        assert np.isnan(positions_of(rgbd.frame(photo, scene[0]))).all()
+        (refused,) = set_parameters(client, namespace, depth_min=2.0)  # not below depth_max
+        assert not refused.successful and "depth_min" in refused.reason
+        (read_only,) = set_parameters(client, namespace, depth_topic="elsewhere")
+        assert not read_only.successful
+    finally:
+        (ok,) = set_parameters(client, namespace, depth_max=10.0)
+        assert ok.successful
+    check_against_the_scene(rgbd.frame(photo, scene[0]), scene, camera)

@@ -90,9 +90,9 @@ def test_depth_settings_come_from_the_depth_parameters():
     assert (settings.window, settings.min_depth, settings.max_depth, settings.surface_gap,
             settings.min_pixels, settings.max_behind, settings.max_in_front) == (7, 0.3, 6.0, 0.05, 9, 0.4, 0.8)
     assert params.depth_settings(params.NodeConfig()) == type(settings)()  # the same defaults
-    with pytest.raises(ValueError):  # each value valid, together not
+    with pytest.raises(ValueError, match="depth_min < depth_max"):  # each valid, together not
         params.depth_settings(params.NodeConfig().replace(depth_min=5.0, depth_max=2.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth_min_pixels must be in"):
         params.depth_settings(params.NodeConfig().replace(depth_window=1, depth_min_pixels=4))
 
 

@@ -220,11 +220,18 @@ def depth_settings(cfg: NodeConfig):
     """The depth estimator's settings from the depth_* parameters; ValueError with the
     reason when they do not fit together (depth_min >= depth_max, more pixels than the
     window holds)."""
+    import re
+
     from lapx_ros.runtime.depth import DepthSettings
 
-    return DepthSettings(window=cfg.depth_window, min_depth=cfg.depth_min, max_depth=cfg.depth_max,
-                         surface_gap=cfg.depth_surface_gap, min_pixels=cfg.depth_min_pixels,
-                         max_behind=cfg.depth_max_behind, max_in_front=cfg.depth_max_in_front)
+    names = {"window": "depth_window", "min_depth": "depth_min", "max_depth": "depth_max",
+             "surface_gap": "depth_surface_gap", "min_pixels": "depth_min_pixels",
+             "max_behind": "depth_max_behind", "max_in_front": "depth_max_in_front"}
+    try:
+        return DepthSettings(**{field: getattr(cfg, name) for field, name in names.items()})
+    except ValueError as exc:  # the reason in the parameters' names
+        raise ValueError(re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)],
+                                str(exc))) from None
 
 
 def check(name: str, value) -> str | None:

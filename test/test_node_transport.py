@@ -168,8 +168,10 @@ def test_params_file_applies_under_any_namespace_and_name(ros_process, shipped_m
     data["/**"]["ros__parameters"].update(mine)
     params_file = tmp_path / "my_lapx.yaml"
     params_file.write_text(yaml.safe_dump(data))
+    # -p after the file wins; an integer is taken for a double parameter
     node = ros_process("-m", "lapx_ros.ros.node", "--ros-args", "--params-file", str(params_file), *remap,
-                       ready=READY)
+                       "-p", "marker_depth:=3", ready=READY)
+    mine["marker_depth"] = 3.0
     namespace = remap[1].split(":=")[1]
     name = remap[3].split(":=")[1] if len(remap) > 2 else "lapx_pose"
     assert f"{namespace}/front/color/image_raw" in node.wait_for(r"active: .*").string

@@ -126,6 +126,7 @@ class PoseNode(LifecycleNode):
             try:
                 writable = copy.copy(desc)
                 writable.read_only = False
+                writable.dynamic_typing = True  # an int for a double is coerced below, not refused
                 value = self.declare_parameter(spec.name, spec.default, writable).value
                 reason = params.check(spec.name, value)
                 self.undeclare_parameter(spec.name)  # redeclared below, read-only if it must be

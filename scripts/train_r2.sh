@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Issue 18's long run (round 2): fine-tunes the default model's weights on LSPET plus the
 # everyday-people data (MediaPipe heavy labels of the footage's training clips, COCO
-# train2017 people with their human labels and the teacher's), at a 3:4 input, with the
-# neighbours augmentation; the recipe is the best of the levers in MODEL.md.
+# train2017 people with their human labels and the teacher's) with the neighbours
+# augmentation, at the square 128x128 input (the 3:4 96x128 input lost 0.043 LSPET PCKh and
+# 0.011 COCO OKS-PCK against the control in the short runs; MODEL.md, round 2).
+# R2_INPUT, R2_NEIGHBOURS and R2_EPOCHS change the recipe of a fresh run only: a resumed run
+# must be given the values it started with.
 # Resumable: run it again after an interruption and it continues from training/r2/last.pt
 # (rewritten every 20 minutes and at each epoch end: the one resumable state).
 #   usage: scripts/train_r2.sh [extra lapx-train arguments; later flags win]
@@ -26,7 +29,7 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
   --coco-mpii-repeat 4
   --coco-limbs-val-annotations "$DATA/coco-mini/person_keypoints_val2017.json"
   --coco-limbs-val-images "$DATA/coco-mini/val2017"
-  --input-size "${R2_INPUT:-96x128}" --neighbours "${R2_NEIGHBOURS:-0.3}"
+  --input-size "${R2_INPUT:-128}" --neighbours "${R2_NEIGHBOURS:-0.3}"
   --stages 3 --batch-size 32 --schedule cosine --lr 3e-4 --warmup-epochs 0.2 --min-lr-ratio 0.05
   --epochs "${R2_EPOCHS:-24}" --sigma 1.5 --whole-image-prob 0.2
   --checkpoint-minutes 20 --threads 2 --seed 5)

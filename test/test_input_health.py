@@ -6,7 +6,7 @@ import time
 import pytest
 
 from lapx_ros.runtime import health
-from lapx_ros.runtime.frames import NewestFrameWorker, PipelineStats, SequenceGaps
+from lapx_ros.runtime.frames import DuplicateFilter, NewestFrameWorker, PipelineStats, SequenceGaps
 
 IMAGE = "sensor_msgs/msg/Image"
 RELIABLE, BEST_EFFORT = health.Publisher(IMAGE, True), health.Publisher(IMAGE, False)
@@ -113,3 +113,11 @@ def test_worker_survives_a_failing_frame():
     worker.stop()
     assert seen == ["good"] and isinstance(errors[0], ValueError)
     assert stats.total_errors == 1 and "broken frame" in stats.last_error
+
+
+def test_duplicates_of_a_handover_are_recognised():
+    recent = DuplicateFilter(size=3)
+    assert [recent.seen(k) for k in ((1, 10), (2, 11), (1, 10), (3, 12))] == [False, False, True, False]
+    for k in ((4, 13), (5, 14)):
+        recent.seen(k)
+    assert not recent.seen((1, 10))  # long gone: a new frame as far as the filter knows

@@ -48,10 +48,18 @@ from lapx_ros.runtime import health
 from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
 from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline, sanitize_boxes
-from lapx_ros.runtime.frames import BoxBuffer, FrameGate, NewestFrameWorker, PipelineStats, SequenceGaps
+from lapx_ros.runtime.frames import (
+    BoxBuffer,
+    DuplicateFilter,
+    FrameGate,
+    NewestFrameWorker,
+    PipelineStats,
+    SequenceGaps,
+)
 
 WARN_PERIOD = 5.0  # seconds between repeats of the same kind of warning
 PUBLISHER_CHECK_PERIOD = 0.25  # seconds between looks at the camera's publishers (QoS auto)
+HANDOVER_TIMEOUT = 2.0  # seconds the previous input subscription may wait for the new one's match
 RELIABILITY = {"reliable": QoSReliabilityPolicy.RELIABLE, "best_effort": QoSReliabilityPolicy.BEST_EFFORT}
 
 
@@ -99,6 +107,8 @@ class PoseNode(LifecycleNode):
         self._prev_depth = (0, 0)  # frames with and without depth at the last diagnostics
         self._subscriptions_made = []
         self._image_sub = None
+        self._retiring_sub = None  # (subscription, since) while the input QoS changes
+        self._recent_frames = DuplicateFilter()
         self.input_reliability = ""  # of the image subscription while active
         self.gaps = SequenceGaps()
         self._middleware_lost = 0  # frames the middleware reported lost (message_lost events)
@@ -298,7 +308,8 @@ class PoseNode(LifecycleNode):
     def _subscribe_image(self, reliability: str) -> None:
         compressed = self.config.input_transport == "compressed"
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos,
-                                            message_lost=self._on_message_lost)
+                                            message_lost=self._on_message_lost,
+                                            matched=self._on_image_matched)
         self._image_sub = self.create_subscription(
             CompressedImage if compressed else Image, self._input_topic_name(),
             lambda msg, info: self._on_frame(msg, info, compressed),
@@ -336,6 +347,7 @@ class PoseNode(LifecycleNode):
                 box_type, cfg.boxes_topic, self._on_boxes, 10))
 
     def _unsubscribe(self) -> None:
+        self._retire_image_sub()
         for sub in self._subscriptions_made + [self._image_sub, self._depth_sub]:
             if sub is not None:
                 self.destroy_subscription(sub)
@@ -348,6 +360,7 @@ class PoseNode(LifecycleNode):
         reliable camera appeared, or a best-effort one joined)."""
         if not self.active or self._image_sub is None:
             return
+        self._retire_image_sub(older_than=HANDOVER_TIMEOUT)
         if self._depth_sub is not None:
             wanted = health.choose_reliability(self.config.qos_reliability,
                                                self._input_publishers(self._depth_topic_name()))
@@ -363,8 +376,24 @@ class PoseNode(LifecycleNode):
             return
         self.get_logger().info(f"input QoS follows the publishers of {self._input_topic_name()}: "
                                f"{self.input_reliability} -> {wanted}")
-        self.destroy_subscription(self._image_sub)
+        # The old subscription keeps delivering until the new one is matched, so that no
+        # frame is lost in the handover (the duplicates meanwhile are recognised).
+        self._retire_image_sub()
+        self._retiring_sub = (self._image_sub, time.monotonic())
         self._subscribe_image(wanted)
+
+    def _retire_image_sub(self, older_than: float = 0.0) -> None:
+        """Destroy the subscription being handed over from (after ``older_than`` s)."""
+        if self._retiring_sub is None:
+            return
+        sub, since = self._retiring_sub
+        if time.monotonic() - since >= older_than:
+            self.destroy_subscription(sub)
+            self._retiring_sub = None
+
+    def _on_image_matched(self, event) -> None:
+        if event.current_count > 0:
+            self._retire_image_sub()
 
     def _on_incompatible_qos(self, event) -> None:
         ours = self.input_reliability
@@ -376,6 +405,9 @@ class PoseNode(LifecycleNode):
         self._middleware_lost += event.total_count_change
 
     def _on_frame(self, msg, info, compressed: bool) -> None:
+        stamp = msg.header.stamp
+        if self._recent_frames.seen((info["publication_sequence_number"], stamp.sec, stamp.nanosec)):
+            return  # the same frame through both subscriptions during a QoS handover
         if self._single_publisher:
             self.gaps.add(info["publication_sequence_number"])
         else:

@@ -296,3 +296,19 @@ class NewestFrameWorker:
             except Exception as exc:  # never let one frame stop the worker
                 self._stats.error(f"{type(exc).__name__}: {exc}")
                 self._on_error(exc)
+
+
+class DuplicateFilter:
+    """Recognises a frame seen a moment ago: while the node hands its input over from one
+    subscription to another (a new QoS), both deliver the same frames for a moment."""
+
+    def __init__(self, size: int = 16):
+        self._recent: collections.deque = collections.deque(maxlen=size)
+
+    def seen(self, key) -> bool:
+        """True when ``key`` (e.g. the publisher's sequence number and the stamp) came
+        among the last ``size`` frames; otherwise remembers it."""
+        if key in self._recent:
+            return True
+        self._recent.append(key)
+        return False

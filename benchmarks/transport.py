@@ -193,7 +193,7 @@ def render_history(history: list[dict]) -> str:
     return "\n\n".join(
         ["## Transport: camera frames reaching the node",
          "Written by `benchmarks/transport.py` (`benchmarks/transport_results.json`): the node and "
-         "a camera (`lapx-replay --preload`, crowd footage, bgr8) in separate processes, "
+         "a camera (`lapx-replay --preload`: crowd footage unless the run says otherwise, bgr8) in separate processes, "
          "this process watching. lost = sent - received by the node's subscription; the node "
          "counts what it can see of that (sequence gaps while one publisher is matched). "
          "received = processed + stale (replaced by a newer frame while the node was busy). "

@@ -59,6 +59,7 @@ from lapx_ros.runtime.frames import (
 
 WARN_PERIOD = 5.0  # seconds between repeats of the same kind of warning
 PUBLISHER_CHECK_PERIOD = 0.25  # seconds between looks at the camera's publishers (QoS auto)
+HANDOVER_GRACE = 0.5  # seconds both input subscriptions overlap once the new one is matched
 HANDOVER_TIMEOUT = 2.0  # seconds the previous input subscription may wait for the new one's match
 RELIABILITY = {"reliable": QoSReliabilityPolicy.RELIABLE, "best_effort": QoSReliabilityPolicy.BEST_EFFORT}
 
@@ -108,6 +109,7 @@ class PoseNode(LifecycleNode):
         self._subscriptions_made = []
         self._image_sub = None
         self._retiring_sub = None  # (subscription, since) while the input QoS changes
+        self._new_sub_matched = False
         self._recent_frames = DuplicateFilter()
         self.input_reliability = ""  # of the image subscription while active
         self.gaps = SequenceGaps()
@@ -360,7 +362,7 @@ class PoseNode(LifecycleNode):
         reliable camera appeared, or a best-effort one joined)."""
         if not self.active or self._image_sub is None:
             return
-        self._retire_image_sub(older_than=HANDOVER_TIMEOUT)
+        self._retire_image_sub(older_than=HANDOVER_GRACE if self._new_sub_matched else HANDOVER_TIMEOUT)
         if self._depth_sub is not None:
             wanted = health.choose_reliability(self.config.qos_reliability,
                                                self._input_publishers(self._depth_topic_name()))
@@ -371,6 +373,8 @@ class PoseNode(LifecycleNode):
                 self._subscribe_depth(wanted)
         publishers = self._input_publishers()
         self._single_publisher = len(publishers) == 1
+        if not publishers:
+            return  # nothing to follow (the graph may also be momentarily empty): keep as is
         wanted = health.choose_reliability(self.config.qos_reliability, publishers)
         if wanted == self.input_reliability:
             return
@@ -380,6 +384,7 @@ class PoseNode(LifecycleNode):
         # frame is lost in the handover (the duplicates meanwhile are recognised).
         self._retire_image_sub()
         self._retiring_sub = (self._image_sub, time.monotonic())
+        self._new_sub_matched = False
         self._subscribe_image(wanted)
 
     def _retire_image_sub(self, older_than: float = 0.0) -> None:
@@ -392,8 +397,9 @@ class PoseNode(LifecycleNode):
             self._retiring_sub = None
 
     def _on_image_matched(self, event) -> None:
-        if event.current_count > 0:
-            self._retire_image_sub()
+        # The writer may see the new reader a moment after the reader saw it: the old
+        # subscription goes at the next look at the publishers after HANDOVER_GRACE.
+        self._new_sub_matched = self._new_sub_matched or event.current_count > 0
 
     def _on_incompatible_qos(self, event) -> None:
         ours = self.input_reliability

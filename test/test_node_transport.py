@@ -45,6 +45,13 @@ def footage(tmp_path_factory):
     return folder
 
 
+def start_node(ros_process, model, env, *params) -> str:
+    """A pose node in a namespace of its own, reporting twice a second; its namespace."""
+    namespace = unique_namespace()
+    ros_process(*node_command(namespace, model, "diagnostics_period:=0.5", *params), ready=READY, env=env)
+    return namespace
+
+
 def stream(ros_process, namespace, footage, size, reliable, seconds, camera_env):
     """Run a camera process; returns (frames sent, diagnostics values seen while it ran)."""
     args = ["-m", "lapx_ros.ros.replay", str(footage), "--loop", "--preload", "10",
@@ -83,9 +90,7 @@ def input_qos_seen(client) -> set:
 def test_reliable_camera_on_default_dds(ros_process, shipped_model, footage, size):
     """A reliable driver (usb_cam, v4l2_camera, RealSense defaults) and no profile anywhere:
     qos_reliability auto subscribes reliable, so frames that lose a fragment are repaired."""
-    namespace = unique_namespace()
-    ros_process(*node_command(namespace, shipped_model, "diagnostics_period:=0.5"), ready=READY,
-                env=NO_PROFILE)
+    namespace = start_node(ros_process, shipped_model, NO_PROFILE)
     with PoseClient(namespace, publish_images=False) as client:
         sent = stream(ros_process, namespace, footage, size, True, 4.0, NO_PROFILE)
         counts = settled_counters(client)
@@ -106,9 +111,7 @@ def test_reliable_camera_on_default_dds(ros_process, shipped_model, footage, siz
 def test_best_effort_camera_with_the_large_frame_profile(ros_process, shipped_model, footage, size):
     """A best-effort driver and the node given config/fastdds_large_frames.xml, as the
     launch files do: the frames arrive."""
-    namespace = unique_namespace()
-    ros_process(*node_command(namespace, shipped_model, "diagnostics_period:=0.5"), ready=READY,
-                env=LARGE_FRAMES)
+    namespace = start_node(ros_process, shipped_model, LARGE_FRAMES)
     with PoseClient(namespace, publish_images=False) as client:
         sent = stream(ros_process, namespace, footage, size, False, 4.0, LARGE_FRAMES)
         counts = settled_counters(client)
@@ -124,9 +127,7 @@ def test_best_effort_camera_on_default_dds_reports_the_loss_with_the_fix(ros_pro
                                                                           footage):
     """What the node cannot repair (a best-effort sender's 512 KiB shared-memory segment)
     it counts and names: not "camera stopped"."""
-    namespace = unique_namespace()
-    ros_process(*node_command(namespace, shipped_model, "diagnostics_period:=0.5"), ready=READY,
-                env=NO_PROFILE)
+    namespace = start_node(ros_process, shipped_model, NO_PROFILE)
     with PoseClient(namespace, publish_images=False) as client:
         sent = stream(ros_process, namespace, footage, (1920, 1080), False, 4.0, NO_PROFILE)
         counts = settled_counters(client)
@@ -143,9 +144,8 @@ def test_best_effort_camera_on_default_dds_reports_the_loss_with_the_fix(ros_pro
 def test_slow_node_keeps_latency_bounded(ros_process, shipped_model, footage):
     """A node far slower than its camera (six network calls a frame) works on the newest
     frame: the rest is counted stale and the delay does not grow."""
-    namespace = unique_namespace()
-    ros_process(*node_command(namespace, shipped_model, "diagnostics_period:=0.5", "person_threshold:=1.0",
-                              "search_interval:=1", "flip_test:=true"), ready=READY, env=NO_PROFILE)
+    namespace = start_node(ros_process, shipped_model, NO_PROFILE, "person_threshold:=1.0",
+                           "search_interval:=1", "flip_test:=true")
     with PoseClient(namespace, publish_images=False) as client:
         sent = stream(ros_process, namespace, footage, (1280, 720), True, 6.0, NO_PROFILE)
         counts = settled_counters(client)

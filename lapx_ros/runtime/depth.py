@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from lapx_ros.runtime.camera import PinholeCamera
+from lapx_ros.runtime.frames import nearest_by_stamp
 
 # encoding -> numpy sample type; REP 118: 16-bit in millimetres, 32-bit float in metres.
 DEPTH_ENCODINGS = {"16UC1": "u2", "mono16": "u2", "32FC1": "f4"}
@@ -280,7 +281,7 @@ class DepthPairer:
         deadline = time.monotonic() + wait
         with self._cond:
             while True:
-                found = self._nearest(stamp, tolerance)
+                found = nearest_by_stamp(self._items, stamp, tolerance)
                 remaining = deadline - time.monotonic()
                 if found is not None or remaining <= 0 or self._passed(stamp + tolerance):
                     break
@@ -305,14 +306,6 @@ class DepthPairer:
         with self._cond:
             return {"paired": self.paired, "unpaired_colour": self.unpaired_colour,
                     "unused_depth": self.unused_depth}
-
-    def _nearest(self, stamp: float, tolerance: float):
-        best = None
-        for item in self._items:
-            gap = abs(item.stamp - stamp)
-            if gap <= tolerance and (best is None or gap < abs(best.stamp - stamp)):
-                best = item
-        return best
 
     def _passed(self, stamp: float) -> bool:
         return any(item.stamp > stamp for item in self._items)

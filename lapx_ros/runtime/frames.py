@@ -56,6 +56,17 @@ class FrameGate:
         self._last, self._backwards = None, 0
 
 
+def nearest_by_stamp(items, stamp: float, tolerance: float):
+    """The item (anything with a ``stamp``) stamped nearest to ``stamp``, within
+    ``tolerance`` seconds; None when none is that close."""
+    best = None
+    for item in items:
+        gap = abs(item.stamp - stamp)
+        if gap <= tolerance and (best is None or gap < abs(best.stamp - stamp)):
+            best = item
+    return best
+
+
 @dataclass
 class _Boxes:
     stamp: float
@@ -89,21 +100,13 @@ class BoxBuffer:
         if not self._items.popleft().used:
             self.unmatched += 1
 
-    def _find(self, stamp: float, tolerance: float):
-        best = None
-        for item in self._items:
-            d = abs(item.stamp - stamp)
-            if d <= tolerance and (best is None or d < abs(best.stamp - stamp)):
-                best = item
-        return best
-
     def match(self, stamp: float, tolerance: float, wait: float = 0.0):
         """(boxes, scores) stamped within ``tolerance`` of ``stamp``, waiting up to
         ``wait`` seconds for them to arrive; None when no message matches."""
         deadline = time.monotonic() + wait
         with self._cond:
             while True:
-                item = self._find(stamp, tolerance)
+                item = nearest_by_stamp(self._items, stamp, tolerance)
                 remaining = deadline - time.monotonic()
                 if item is not None or remaining <= 0:
                     break

@@ -102,10 +102,57 @@ def validate_model(path: str, metadata_json: str | None, inputs: dict, outputs: 
     return meta
 
 
+# --- session creation, shared with other networks (lapx_ros.runtime.detector) -----------
+def onnxruntime_session(path: str, threads: int):
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads; ModelError
+    ("not a loadable ONNX model (...)") when the file cannot be read."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several private exception types
+        text = str(exc).strip()
+        raise ModelError(path, "not a loadable ONNX model "
+                               f"({text.splitlines()[0] if text else type(exc).__name__})") from None
+
+
+def onnxruntime_shapes(tensors) -> dict:
+    """Tensor name -> shape of an ORT session's inputs or outputs (None = dynamic)."""
+    return {t.name: [d if isinstance(d, int) and d > 0 else None for d in t.shape] for t in tensors}
+
+
+def openvino_read_model(core, path: str):
+    """``core.read_model(path)``; ModelError ("not a loadable ONNX model (...)") on failure."""
+    try:
+        return core.read_model(path)
+    except Exception as exc:
+        raise ModelError(path, f"not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
+
+
+def openvino_shapes(ports) -> dict:
+    """Tensor name -> shape of an OpenVINO model's inputs or outputs (None = dynamic)."""
+    return {name: [d.get_length() if d.is_static else None for d in p.get_partial_shape()]
+            for p in ports for name in p.get_names()}
+
+
+def openvino_config(threads: int, precision: str) -> dict:
+    """CPU compile settings: latency hint, ``threads``, and the precision unless auto."""
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if precision != "auto":
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
 class Engine(ABC):
     """Runs a batch of normalised crops (N, 3, H, W) and returns heatmaps (N, K, h, w)."""
 
     name = "engine"
+    precision = "f32"  # what the engine really computes in (OpenVINO may choose bf16)
 
     def __init__(self, path: str, metadata: ModelMetadata):
         self.path = path
@@ -158,24 +205,10 @@ class OnnxRuntimeEngine(Engine):
     def __init__(self, path: str, threads: int):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises several private exception types
-            text = str(exc).strip()
-            raise ModelError(path, "not a loadable ONNX model "
-                                   f"({text.splitlines()[0] if text else type(exc).__name__})") from None
-
-        def shapes(tensors):
-            return {t.name: [d if isinstance(d, int) and d > 0 else None for d in t.shape]
-                    for t in tensors}
-
+        session = onnxruntime_session(path, threads)
         meta = validate_model(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
-                              shapes(session.get_inputs()), shapes(session.get_outputs()))
+                              onnxruntime_shapes(session.get_inputs()),
+                              onnxruntime_shapes(session.get_outputs()))
         super().__init__(path, meta)
         self._session = session
         self._threads = threads
@@ -196,25 +229,15 @@ class OpenVinoEngine(Engine):
     def __init__(self, path: str, threads: int, precision: str):
         ov = import_openvino()
         core = ov.Core()
-        try:
-            model = core.read_model(path)
-        except Exception as exc:
-            raise ModelError(path, f"not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
+        model = openvino_read_model(core, path)
         key = ["framework", METADATA_KEY]  # where OpenVINO keeps ONNX metadata_props
         meta_json = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
-
-        def shapes(ports):
-            return {name: [d.get_length() if d.is_static else None for d in p.get_partial_shape()]
-                    for p in ports for name in p.get_names()}
-
-        meta = validate_model(path, meta_json, shapes(model.inputs), shapes(model.outputs))
+        meta = validate_model(path, meta_json, openvino_shapes(model.inputs),
+                              openvino_shapes(model.outputs))
         super().__init__(path, meta)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-        if precision != "auto":
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self._compiled = core.compile_model(model, "CPU", config)
+        self._compiled = core.compile_model(model, "CPU", openvino_config(threads, precision))
         self._request = self._compiled.create_infer_request()
-        self._precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._threads = threads
         self._version = ov.__version__.split("-")[0]
 
@@ -224,7 +247,7 @@ class OpenVinoEngine(Engine):
 
     @property
     def description(self):
-        return f"openvino {self._version} ({self._precision}, {self._threads} threads)"
+        return f"openvino {self._version} ({self.precision}, {self._threads} threads)"
 
 
 def create_engine(path: str, backend: str = "auto", threads: int = 2,

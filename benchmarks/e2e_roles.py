@@ -13,7 +13,7 @@ by equal stamps, and float seconds near 1.7e9 resolve only ~0.24 us, so rounding
 failed to match about one frame in nine.
 
 Both read commands on stdin, one per line, and answer one line ``RESULT <json>``:
-  publish:  wait NS TIMEOUT | run NS SCENARIO WARMUP_S SECONDS | quit
+  publish:  wait NS TIMEOUT | run NS FRAMES WARMUP_S SECONDS [RATE_HZ] | quit
   listen:   wait NS TIMEOUT | dump NS | quit
 """
 from __future__ import annotations
@@ -81,14 +81,16 @@ class Publisher:
                                          x_max=float(x1) + 0.5, y_max=float(y1) + 0.5))
         return msg
 
-    def run(self, ns: str, scenario: str, warmup: float, seconds: float):
+    def run(self, ns: str, scenario: str, warmup: float, seconds: float, rate: float | None = None):
+        """Publish the frames of ``scenario`` at ``rate`` (default: --rate) for warmup + seconds."""
+        rate = rate or self.rate
         image_pub, boxes_pub = self.pubs[ns]
         messages = self.images[scenario]
         _, boxes, _ = self.scenes[scenario]
         with_boxes = scenario != "1_person" and boxes.size > 0  # footage comes without boxes
-        period = 1.0 / self.rate
-        total = int(round((warmup + seconds) * self.rate))
-        first_measured = int(round(warmup * self.rate))
+        period = 1.0 / rate
+        total = int(round((warmup + seconds) * rate))
+        first_measured = int(round(warmup * rate))
         stamps, late = [], 0
         t0 = time.monotonic()
         window_start = None
@@ -192,7 +194,8 @@ def main() -> int:
             if cmd[0] == "wait":
                 answer(role.wait(cmd[1], float(cmd[2])))
             elif cmd[0] == "run":
-                answer(role.run(cmd[1], cmd[2], float(cmd[3]), float(cmd[4])))
+                answer(role.run(cmd[1], cmd[2], float(cmd[3]), float(cmd[4]),
+                                float(cmd[5]) if len(cmd) > 5 else None))
             elif cmd[0] == "dump":
                 answer(role.dump(cmd[1]))
             else:

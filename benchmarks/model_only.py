@@ -33,6 +33,9 @@ def load_backends(model: str, checkpoint: str | None, threads: int, wanted) -> d
         if name not in wanted or (backend == "openvino" and not openvino_available()):
             continue
         e = create_engine(model, backend, threads, precision)
+        if precision not in ("auto", e.precision):  # e.g. bf16 asked on a CPU without it
+            print(f"{name}: skipped, the engine ran {e.description}", file=sys.stderr)
+            continue
         out[name] = (e.infer, e.description, e)
         meta = e.metadata
     if "pytorch_eager" in wanted:

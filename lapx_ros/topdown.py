@@ -90,17 +90,21 @@ class TopDownPredictor:
         return center, size, 0.0
 
     def estimate_single(self, image: np.ndarray, passes: int = SEARCH_PASSES, min_confidence: float = 0.0,
-                        padding: float = DEFAULT_BOX_PADDING, decode_method: str | None = None):
+                        padding: float = DEFAULT_BOX_PADDING, decode_method: str | None = None,
+                        more_passes=None):
         """One person: whole frame first, then ``passes - 1`` refinements on a crop
         around the previous pass's keypoints with at least ``min_confidence``. The node
-        searches a frame this way too, so offline figures are the node's.
+        searches a frame this way too, so offline figures are the node's. ``more_passes(done)``,
+        when given, may end the refinement early (after ``done`` passes).
 
         By default every joint places the crop: the whole-frame pass sees the person small
         and is unsure of each joint, yet together its joints span the person, whereas a
         box around the few confident ones often crops a single limb."""
         region = whole_frame_region(image.shape, self.aspect_ratio)
         keypoints, confidence = self.predict_regions(image, [region], decode_method)
-        for _ in range(passes - 1):
+        for done in range(1, passes):
+            if more_passes is not None and not more_passes(done):
+                break
             region = self.region_from_keypoints(keypoints[0], confidence[0], min_confidence, padding)
             if region is None:
                 break

@@ -227,6 +227,7 @@ class PoseNode(LifecycleNode):
         if cfg.mode == "detector":
             detector = BackgroundDetector(HogPersonDetector(cfg.detector_scale, cfg.detector_threshold))
         self.pipeline = PosePipeline(PoseEstimator(engine), params.pipeline_config(cfg), detector)
+        self.pipeline.newer_frame_waiting = self.worker.has_waiting
         self.depth = self._make_depth_stream(meta.joint_names) if cfg.depth_topic else None
         reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self._pose_pub = self.create_lifecycle_publisher(HumanPoseArray, "human_pose", reliable)

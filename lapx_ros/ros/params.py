@@ -131,6 +131,11 @@ PARAMETERS = (
     Param("search_passes", SEARCH_PASSES, "network calls of a whole-frame search: the whole frame, "
           "then each time a crop around the joints the previous call found (lapx-eval --passes)",
           KEYPOINTS, runtime=True, min=1, max=5),
+    Param("search_passes_when_busy", 1, "passes of a whole-frame search when a newer frame already "
+          "waits: the rest of search_passes run only while the node is idle, so a search never costs "
+          "the stream frames; the next frame's crop around the joints found refines instead. "
+          "= search_passes: every search runs in full (the same result at any frame rate)",
+          KEYPOINTS, runtime=True, min=1, max=5),
     Param("box_padding", 1.25, "context kept around a person box when cropping", KEYPOINTS,
           runtime=True, min=1.0, max=3.0),
     Param("decode", "dark", "heatmap peak decoding (as lapx-eval)", KEYPOINTS, runtime=True,

@@ -55,6 +55,7 @@ class PipelineConfig:
     person_threshold: float  # mean confidence below it: nobody there (re-search)
     search_interval: int  # frames between whole-frame searches while nobody is followed
     search_passes: int  # network calls of a whole-frame search
+    search_passes_when_busy: int  # of those, the ones run when a newer frame already waits
     box_padding: float  # context around a person box
     decode: str
     flip_test: bool  # average with the mirrored crop: more accurate, twice the network calls
@@ -128,6 +129,9 @@ class PosePipeline:
         self._frame_index = 0
         self._last_submit = None
         self._frame_shape = None
+        # Set by the caller that queues frames (the node's worker): whether a newer frame
+        # already waits. Never, offline.
+        self.newer_frame_waiting = lambda: False
 
     def reset(self) -> None:
         """Forget people (camera restart, resolution change)."""
@@ -220,10 +224,18 @@ class PosePipeline:
 
     def _search_whole_frame(self, frame):
         """``search_passes`` network calls, exactly as offline evaluation: the whole
-        frame, then each time a crop around the joints the previous call found."""
+        frame, then each time a crop around the joints the previous call found. Passes
+        beyond ``search_passes_when_busy`` run only while ``newer_frame_waiting`` says no:
+        on a live stream the next frame's crop refines instead of a late answer."""
         cfg = self.config
+        busy_passes = min(cfg.search_passes_when_busy, cfg.search_passes)
+
+        def more_passes(done: int) -> bool:
+            return done < busy_passes or not self.newer_frame_waiting()
+
         keypoints, confidences = self.estimator.predictor.estimate_single(
-            frame, passes=cfg.search_passes, padding=cfg.box_padding, decode_method=cfg.decode)
+            frame, passes=cfg.search_passes, padding=cfg.box_padding, decode_method=cfg.decode,
+            more_passes=more_passes)
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
                      float(confidences.mean()))]

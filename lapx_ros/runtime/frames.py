@@ -277,6 +277,11 @@ class NewestFrameWorker:
             self._slot = item
             self._cond.notify()
 
+    def has_waiting(self) -> bool:
+        """Whether a frame waits for the thread (the one in hand would go stale)."""
+        with self._cond:
+            return self._slot is not None
+
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stop = True

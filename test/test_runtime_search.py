@@ -1,0 +1,102 @@
+"""The whole-frame search under a live stream: passes beyond search_passes_when_busy run
+only while no newer frame waits, so a search never makes the node fall behind."""
+import threading
+
+import numpy as np
+
+from lapx_ros.layouts import MPII_16
+from lapx_ros.metadata import ModelMetadata
+from lapx_ros.ros.params import NodeConfig, pipeline_config
+from lapx_ros.runtime.engine import Engine
+from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
+from lapx_ros.runtime.frames import NewestFrameWorker, PipelineStats
+
+META = ModelMetadata.for_layout(MPII_16, 128, 128)
+
+
+class NobodyEngine(Engine):
+    """Flat, low heatmaps: nobody is ever found, so every frame searches."""
+
+    name = description = "nobody"
+
+    def __init__(self):
+        super().__init__("nobody.onnx", META)
+        self.calls = 0
+
+    def _run(self, batch):
+        self.calls += 1
+        return np.full((batch.shape[0],) + self.output_shape, 0.01, np.float32)
+
+
+def searching_pipeline(**params):
+    engine = NobodyEngine()
+    cfg = NodeConfig(mode="single", search_interval=1, search_passes=3, **params)
+    return engine, PosePipeline(PoseEstimator(engine), pipeline_config(cfg))
+
+
+FRAME = np.full((240, 320, 3), 90, np.uint8)
+
+
+def test_idle_node_runs_every_pass():
+    engine, pipe = searching_pipeline(search_passes_when_busy=1)
+    pipe.process(FRAME, 0.0)
+    assert engine.calls == 3
+
+
+def test_busy_node_stops_after_the_busy_passes():
+    engine, pipe = searching_pipeline(search_passes_when_busy=1)
+    pipe.newer_frame_waiting = lambda: True
+    pipe.process(FRAME, 0.0)
+    assert engine.calls == 1
+    engine.calls = 0
+    pipe.config.search_passes_when_busy = 2  # a runtime change applies at the next search
+    pipe.process(FRAME, 0.1)
+    assert engine.calls == 2
+
+
+def test_busy_passes_equal_to_passes_always_search_in_full():
+    engine, pipe = searching_pipeline(search_passes_when_busy=3)
+    pipe.newer_frame_waiting = lambda: True
+    pipe.process(FRAME, 0.0)
+    assert engine.calls == 3
+
+
+def test_a_frame_arriving_mid_search_ends_the_refinement():
+    engine, pipe = searching_pipeline(search_passes_when_busy=1)
+    waiting = []
+    pipe.newer_frame_waiting = lambda: bool(waiting)
+    original = engine._run
+
+    def run_then_frame_arrives(batch):
+        waiting.append(True)  # the camera's next frame lands during the first pass
+        return original(batch)
+
+    engine._run = run_then_frame_arrives
+    pipe.process(FRAME, 0.0)
+    assert engine.calls == 1
+
+
+def test_worker_reports_a_waiting_frame():
+    stats = PipelineStats()
+    release = threading.Event()
+    seen = []
+
+    def process(item):
+        seen.append((item, worker.has_waiting()))
+        release.wait(5)
+
+    worker = NewestFrameWorker(process, lambda exc: None, stats)
+    assert not worker.has_waiting()
+    worker.start()
+    try:
+        worker.put("a")
+        for _ in range(500):  # until the thread holds "a"
+            if seen:
+                break
+            threading.Event().wait(0.01)
+        assert seen == [("a", False)]
+        worker.put("b")
+        assert worker.has_waiting()
+        release.set()
+    finally:
+        worker.stop()

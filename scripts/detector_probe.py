@@ -239,6 +239,31 @@ class CenterNet:
         return nms(b, det[:, 4], 0.5, 0.02)
 
 
+class Shipped:
+    """The package's own MoveNetDetector (lapx_ros.runtime.detector) on the file set-up
+    installs, all people above the probe's 0.02 score floor kept."""
+
+    def __init__(self, size: int, backend: str, threads: int, square: bool = True):
+        from lapx_ros.runtime.detector import MoveNetDetector, default_detector_path
+
+        self.det = MoveNetDetector(default_detector_path(), size, 0.02, backend, threads,
+                                   precision="f32", square=square)
+
+    @property
+    def net(self):  # the network call alone, for timing
+        return self.det._net
+
+    @net.setter
+    def net(self, call):  # timing wraps the call; the input size stays the network's
+        inner = self.det._net
+        self.det._net = type("TimedNet", (), {"fixed": inner.fixed,
+                                              "__call__": staticmethod(call)})()
+
+    def __call__(self, bgr):
+        found = self.det(bgr)
+        return found.boxes, found.scores
+
+
 def make_detectors(models: Path, backend: str, threads: int, names=None):
     specs = {
         "hog_x1": lambda: Hog(1.0, threads),
@@ -252,6 +277,10 @@ def make_detectors(models: Path, backend: str, threads: int, names=None):
         "movenet_multi_384": lambda: MoveNetMulti(str(models / "movenet-multipose-384.onnx"),
                                                   backend, threads, size=384),
         "centernet": lambda: CenterNet(str(models / "centernet.onnx"), backend, threads),
+        # the shipped detector (scripts/make_detector.sh), through the package's own code
+        "shipped_384": lambda: Shipped(384, backend, threads),
+        "shipped_256": lambda: Shipped(256, backend, threads),
+        "shipped_384_rect": lambda: Shipped(384, backend, threads, square=False),
     }
     files = {"nanodet": "nanodet.onnx", "ssd_oidv4": "ssd_oidv4.onnx",
              "ssdlite_person": "ssdlite_person.onnx",

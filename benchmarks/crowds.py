@@ -571,7 +571,8 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
             out, _ = camera.communicate(timeout=count / max(rate, 0.1) * 3 + 120)
             time.sleep(3.0)  # the last frames' poses, then a diagnostics report
             after, wall = cpu_seconds(), time.monotonic() - t0
-        groups = {"node": [node.pid], "camera": [camera.pid], "benchmark": [os.getpid()]}
+        # (the camera has exited by now: its CPU time is in neither group)
+        groups = {"node": [node.pid], "benchmark": [os.getpid()]}
         cores = cpu_use(before, after, wall, groups)
         with listener._lock:
             messages = list(listener.messages)
@@ -607,6 +608,27 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
     result["node_log_detector"] = detector_lines
     log(f"node run: {json.dumps({k: result[k] for k in ('sent', 'processed', 'rate_hz', 'latency_ms_p50', 'latency_ms_p95')})}")
     return result
+
+
+def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.0, log=print):
+    """``measure()`` again (up to ``retries`` more times, ``wait`` s apart) while the
+    processes it did not start used more than ``limit`` cores; the quietest result, with
+    how many attempts it took."""
+    best, attempts = None, 0
+    for attempt in range(retries + 1):
+        result = measure()
+        attempts += 1
+        busy = other_cores(result)
+        if best is None or busy < other_cores(best):
+            best = result
+        if busy <= limit:
+            break
+        if attempt < retries:
+            log(f"other processes used {busy:.2f} cores (> {limit:g}): measuring again in {wait:g} s")
+            time.sleep(wait)
+    best["attempts"] = attempts
+    best["busy"] = other_cores(best) > limit
+    return best
 
 
 def _int(v):
@@ -729,26 +751,38 @@ def render(runs: dict) -> str:
     speed_runs = [lb for lb in labels if "speed" in runs[lb]]
     if speed_runs:
         s0 = runs[speed_runs[0]]["speed"]
-        lines += ["", f"### Speed: 640x480 with 3-5 people, 2 cores", "",
-                  f"Frames: the {len(s0['images'])} COCO sliver images (val2017 and train2017) with 3-5 labelled "
-                  f"non-crowd people, letterboxed to 640x480, each held for {s0['hold']} frames, sent at "
-                  f"{s0['rate']:g} Hz through the node (latency over all frames but the first "
-                  f"{s0['node']['warmup_frames_left_out']}). Detector cost: the node's detector object called "
-                  "directly in this process, nothing else running in it (in the node it shares the 2 cores "
-                  "with the pose network).", "",
-                  "| run | node: processed / sent (stale) | rate Hz | latency p50 / p95 / max ms | people per "
-                  "frame | detector ms per run, 640x480 p50 (p10-p90) | detector ms, vtest 768x576 p50 | "
-                  "other processes, cores (load avg at start) | paused |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", f"### Speed: 640x480, 2 cores, through the node at {s0['rate']:g} Hz", "",
+                  f"Frames: (a) the {len(s0['images'])} COCO sliver images (val2017 and train2017) with 3-5 "
+                  f"labelled non-crowd people, letterboxed to 640x480, each held for {s0['hold']} frames; "
+                  "(b) vtest.avi resized to 640x480 (the frames of the vtest table). Sent at "
+                  f"{s0['rate']:g} Hz through the node; latency over all frames but the first "
+                  f"{s0['node']['warmup_frames_left_out']}. Detector cost: the node's detector object called "
+                  "directly in this process on the (a) frames and on 30 vtest frames at 768x576, nothing else "
+                  "running in the process (in the node it shares the 2 cores with the pose network). "
+                  "Processes matching the pause pattern were stopped while timing; 'other processes' is "
+                  "the CPU everything else used meanwhile (2 = the whole machine); a window during which "
+                  "they used more than 0.25 cores was measured again (up to twice) and the quietest kept.", "",
+                  "| run | frames | node: processed / sent (stale) | rate Hz | latency p50 / p95 / max ms | "
+                  "people per frame | other processes, cores (load avg at start) |", "|---|---|---|---|---|---|---|"]
         for label in speed_runs:
             s = runs[label]["speed"]
-            nd, dc, dv = s["node"], s["detector_640x480"], s.get("detector_vtest")
-            lines.append(
-                f"| {label} | {nd['processed']} / {nd['sent']} ({_fmt(nd['stale'])}) | {_fmt(nd['rate_hz'], 1)} | "
-                f"{_fmt(nd['latency_ms_p50'], 0)} / {_fmt(nd['latency_ms_p95'], 0)} / {_fmt(nd['latency_ms_max'], 0)} | "
-                f"{_fmt(nd['people_per_frame_mean'], 2)} | {_fmt(dc['ms_p50'], 1)} ({_fmt(dc['ms_p10'], 1)}-"
-                f"{_fmt(dc['ms_p90'], 1)}) | {_fmt(dv['ms_p50'], 1) if dv else '-'} | "
-                f"{_fmt(nd['cores']['other processes'], 2)} ({_fmt(nd['loadavg_1min_at_start'], 1)}) | "
-                f"{'yes' if s.get('pause_pattern') else 'no'} |")
+            for name, nd in (("(a) COCO 3-5 people", s["node"]), ("(b) vtest 640x480", s.get("node_vtest"))):
+                if not nd:
+                    continue
+                lines.append(
+                    f"| {label} | {name} | {nd['processed']} / {nd['sent']} ({_fmt(nd['stale'])}) | "
+                    f"{_fmt(nd['rate_hz'], 1)} | {_fmt(nd['latency_ms_p50'], 0)} / {_fmt(nd['latency_ms_p95'], 0)} / "
+                    f"{_fmt(nd['latency_ms_max'], 0)} | {_fmt(nd['people_per_frame_mean'], 2)} | "
+                    f"{_fmt(nd['cores']['other processes'], 2)} ({_fmt(nd['loadavg_1min_at_start'], 1)}) |")
+        lines += ["", "| run | detector | detector ms per run, (a) 640x480: p50 (p10-p90) | vtest 768x576: p50 "
+                      "(p10-p90) | other processes, cores |", "|---|---|---|---|---|"]
+        for label in speed_runs:
+            s = runs[label]["speed"]
+            dc, dv = s["detector_640x480"], s.get("detector_vtest")
+            vt = f"{_fmt(dv['ms_p50'], 1)} ({_fmt(dv['ms_p10'], 1)}-{_fmt(dv['ms_p90'], 1)})" if dv else "-"
+            lines.append(f"| {label} | {runs[label].get('describe', {}).get('detector', '?')} | "
+                         f"{_fmt(dc['ms_p50'], 1)} ({_fmt(dc['ms_p10'], 1)}-{_fmt(dc['ms_p90'], 1)}) | {vt} | "
+                         f"{_fmt(dc.get('other_processes_cores'), 2)} |")
     machines = {runs[lb].get("machine_text") for lb in labels if runs[lb].get("machine_text")}
     if machines:
         lines += ["", "Machine: " + "; ".join(sorted(machines))]
@@ -787,6 +821,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="detector timing: passes over the frames")
     p.add_argument("--pause", default=DEFAULT_PAUSE, help="regex of processes to pause while timing ('' = none)")
     p.add_argument("--max-images", type=int, default=0, help="coco: first N images only (smoke test)")
+    p.add_argument("--busy-limit", type=float, default=0.25,
+                   help="a timed window during which other processes used more cores than this is measured again")
+    p.add_argument("--retries", type=int, default=2, help="how often a busy window is measured again")
     p.add_argument("--json", default=str(RESULTS_JSON))
     p.add_argument("--no-write", action="store_true", help="do not touch the JSON or RESULTS.md")
     p.add_argument("--render", action="store_true", help="only re-render the RESULTS.md section from the JSON")
@@ -841,37 +878,56 @@ def main(argv=None) -> int:
         if "speed" in parts:
             frames, chosen = speed_frames(coco_dir)
             vt = read_video(video, 30)
-            with pauser.paused():
-                load = os.getloadavg()
-                paused = list(pauser.stopped)
-                before, t0 = cpu_seconds(), time.monotonic()
-                cost = time_detector(node.detect, frames, args.repeats)
-                cost_vtest = time_detector(node.detect, vt, 1)
-                after, wall = cpu_seconds(), time.monotonic() - t0
-            cost["other_processes_cores"] = cpu_use(before, after, wall, {"benchmark": [os.getpid()]})["other processes"]
-            cost["loadavg_1min_at_start"] = round(load[0], 2)
-            cost["paused_processes"] = len(paused)
+
+            def measure_detector():
+                with pauser.paused():
+                    load = os.getloadavg()
+                    paused = list(pauser.stopped)
+                    before, t0 = cpu_seconds(), time.monotonic()
+                    cost = time_detector(node.detect, frames, args.repeats)
+                    cost_vtest = time_detector(node.detect, vt, 1)
+                    after, wall = cpu_seconds(), time.monotonic() - t0
+                cost["other_processes_cores"] = cpu_use(before, after, wall,
+                                                        {"benchmark": [os.getpid()]})["other processes"]
+                cost["loadavg_1min_at_start"] = round(load[0], 2)
+                cost["paused_processes"] = len(paused)
+                cost["vtest"] = cost_vtest
+                return cost
+
+            cost = quietest(measure_detector, lambda r: r["other_processes_cores"], args.busy_limit,
+                            args.retries, log=log)
+            cost_vtest = cost.pop("vtest")
             log(f"detector cost 640x480: {cost}; vtest: {cost_vtest}")
     finally:
         node.close()
+    def busy(result):
+        return result["cores"]["other processes"]
+
     if {"vtest", "speed"} & set(parts):
         listener = Listener()
         try:
             if "vtest" in parts:
-                run["vtest"] = node_run(listener, source, overrides, str(video), args.frames, args.rate, pauser,
-                                        log=log)
+                run["vtest"] = quietest(lambda: node_run(listener, source, overrides, str(video), args.frames,
+                                                         args.rate, pauser, log=log),
+                                        busy, args.busy_limit, args.retries, log=log)
             if "speed" in parts:
                 with tempfile.TemporaryDirectory(prefix="crowds_speed_") as tmp:
                     n = write_held_frames(frames, args.hold, Path(tmp))
-                    nd = node_run(listener, source, overrides, tmp, n, args.rate, pauser,
-                                  warmup_frames=args.warmup_frames, log=log)
-                run["speed"] = {"images": chosen, "hold": args.hold, "rate": args.rate, "node": nd,
+                    nd = quietest(lambda: node_run(listener, source, overrides, tmp, n, args.rate, pauser,
+                                                   warmup_frames=args.warmup_frames, log=log),
+                                  busy, args.busy_limit, args.retries, log=log)
+                nv = quietest(lambda: node_run(listener, source, overrides, str(video), args.frames, args.rate,
+                                               pauser, size=SPEED_SIZE, warmup_frames=args.warmup_frames, log=log),
+                              busy, args.busy_limit, args.retries, log=log)
+                run["speed"] = {"images": chosen, "hold": args.hold, "rate": args.rate, "node": nd, "node_vtest": nv,
                                 "detector_640x480": cost, "detector_vtest": cost_vtest,
                                 "pause_pattern": args.pause}
         finally:
             listener.close()
-    command = relative_text(" ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/crowds.py",
-                                                              *(argv if argv is not None else sys.argv[1:])]))
+    niceness = os.nice(0)
+    command = relative_text(" ".join(shlex.quote(a) for a in [
+        *(["nice", "-n", str(niceness)] if niceness else []), ".venv/bin/python", "benchmarks/crowds.py",
+        *(argv if argv is not None else sys.argv[1:])]))
     if args.no_write:
         print(json.dumps(run, indent=1, default=str)[:5000])
         return 0

@@ -162,3 +162,13 @@ def test_render_with_every_part():
     assert "0.400" in text and "90 / 100 (10)" in text and "20.0 (18.0-25.0)" in text
     assert "2-core CPU" in text and "benchmarks/crowds.py" in text
     assert cr.render({}).endswith("(no runs yet)")
+
+
+def test_quietest_measures_again_while_busy_and_keeps_the_quietest(monkeypatch):
+    monkeypatch.setattr(cr.time, "sleep", lambda s: None)
+    seen = iter([0.9, 0.4, 0.6])
+    r = cr.quietest(lambda: {"other": next(seen)}, lambda x: x["other"], 0.25, 2, log=lambda t: None)
+    assert r == {"other": 0.4, "attempts": 3, "busy": True}
+    seen = iter([0.9, 0.1, 0.6])
+    r = cr.quietest(lambda: {"other": next(seen)}, lambda x: x["other"], 0.25, 2, log=lambda t: None)
+    assert r == {"other": 0.1, "attempts": 2, "busy": False}

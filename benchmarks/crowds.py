@@ -601,6 +601,7 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
               **{k: v for k, v in track_summary([m[2] for m in messages]).items() if k != "frames"},
               "cores": cores, "loadavg_1min_at_start": round(load[0], 2),
               "paused_processes": len(paused)}
+    node_text = relative_text(node_text.replace(str(source), "<checkout>"))
     backend = [line.split("]: ", 1)[-1] for line in node_text.splitlines() if "backend" in line][:1]
     result["node_log_backend"] = backend[0] if backend else ""
     detector_lines = [line.split("]: ", 1)[-1] for line in node_text.splitlines()
@@ -788,8 +789,12 @@ def render(runs: dict) -> str:
         lines += ["", "Machine: " + "; ".join(sorted(machines))]
     lines += ["", "Commands:", "", "```sh"]
     for label in labels:
-        for cmd in runs[label].get("commands", []):
-            lines.append(cmd)
+        commands = runs[label].get("commands", {})
+        commands = list(dict.fromkeys(commands[p] for p in PARTS if p in commands))
+        where = re.search(r"--source (\S+)", " ".join(commands))
+        if where:  # how the checkout was made
+            lines.append(f"git worktree add {where.group(1)} {runs[label].get('source', {}).get('commit', 'COMMIT')}")
+        lines += commands
     lines += ["```"]
     return "\n".join(lines)
 
@@ -940,8 +945,12 @@ def main(argv=None) -> int:
                          "hold": args.hold}
     entry["machine_text"] = machine_text()
     entry["date"] = time.strftime("%Y-%m-%d %H:%M")
-    commands = [c for c in entry.get("commands", []) if c != command]
-    entry["commands"] = commands + [command]
+    # the command that produced each part's figures (a later run of a part replaces its command)
+    by_part = entry.setdefault("commands", {})
+    if isinstance(by_part, list):
+        by_part = entry["commands"] = {}
+    for part in parts:
+        by_part[part] = command
     json_path.write_text(json.dumps(store, indent=1, default=_json_default) + "\n")
     write_section(RESULTS_MD, SECTION, WRITER, render(store["runs"]))
     log(f"written: {relative_text(str(json_path))} and the {SECTION} section of benchmarks/RESULTS.md")

@@ -156,7 +156,7 @@ def test_render_with_every_part():
                        "tracks": tracks, "vtest": node, "settings": {"rate": 10.0},
                        "speed": {"images": [{}] * 11, "hold": 20, "rate": 10.0, "node": node,
                                  "detector_640x480": cost, "detector_vtest": cost, "pause_pattern": "x"},
-                       "machine_text": "2-core CPU", "commands": [".venv/bin/python benchmarks/crowds.py"]}}
+                       "machine_text": "2-core CPU", "commands": {"coco": ".venv/bin/python benchmarks/crowds.py"}}}
     text = cr.render(runs)
     assert "| before | 0.500 (1/2) | 0.500 (1/2) |" in text
     assert "0.400" in text and "90 / 100 (10)" in text and "20.0 (18.0-25.0)" in text

@@ -30,6 +30,7 @@ OVERRIDES = {
     "model_path": "ONNX model",
     "backend": "auto | onnxruntime | openvino",
     "mode": "single | boxes | detector",
+    "detector": "movenet | hog (mode detector)",
     "frame_id": "output frame_id",
     "depth_topic": "registered depth image, e.g. camera/aligned_depth_to_color/image_raw "
                    "(docs/node.md, Depth (3D))",

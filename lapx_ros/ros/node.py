@@ -41,7 +41,7 @@ from lapx_ros.ros.messages import (
     sibling_topic,
     stamp_seconds,
 )
-from lapx_ros.runtime.detector import BackgroundDetector, HogPersonDetector
+from lapx_ros.runtime.detector import BackgroundDetector, create_person_detector, update_person_detector
 from lapx_ros.runtime.drawing import draw_poses
 from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, default_model_path
 from lapx_ros.runtime import health
@@ -99,6 +99,8 @@ class PoseNode(LifecycleNode):
         self.engine_description = ""
         self.model_path = ""
         self.model_problem = ""
+        self.detector_description = ""  # mode detector: what runs (MoveNet, or HOG)
+        self.detector_problem = ""  # why MoveNet was asked for and HOG runs instead
         self.active = False
         self._colour_camera: PinholeCamera | None = None  # from the colour CameraInfo
         self.depth: DepthStream | None = None  # while configured with a depth_topic
@@ -187,9 +189,22 @@ class PoseNode(LifecycleNode):
 
     def _configure_detector(self) -> None:
         if self.pipeline.detector is not None:
-            hog = self.pipeline.detector.detect
-            hog.scale = self.config.detector_scale
-            hog.score_threshold = self.config.detector_threshold
+            update_person_detector(self.pipeline.detector.detect, params.detector_settings(self.config))
+
+    def _make_detector(self) -> BackgroundDetector:
+        """The built-in detector on a thread of its own. A MoveNet file that cannot be used
+        is an error in the log and the diagnostics, and HOG runs instead: the node stays up."""
+        notes: list[str] = []
+        detect, problem = create_person_detector(params.detector_settings(self.config), log=notes.append)
+        for text in notes:
+            self.get_logger().warning(text)
+        self.detector_problem = problem
+        self.detector_description = detect.description
+        if problem:
+            self.get_logger().error(f"{problem}; mode detector falls back to OpenCV HOG, which finds "
+                                    "upright pedestrians only")
+        self.get_logger().info(f"detector: {detect.description}")
+        return BackgroundDetector(detect)
 
     # ----------------------------------------------------------------- lifecycle
     def _autostart(self) -> None:
@@ -223,9 +238,7 @@ class PoseNode(LifecycleNode):
         self.get_logger().info(
             f"model {path}: {meta.layout_name} {meta.num_joints} joints, input "
             f"{meta.input_width}x{meta.input_height}; backend {engine.description}")
-        detector = None
-        if cfg.mode == "detector":
-            detector = BackgroundDetector(HogPersonDetector(cfg.detector_scale, cfg.detector_threshold))
+        detector = self._make_detector() if cfg.mode == "detector" else None
         self.pipeline = PosePipeline(PoseEstimator(engine), params.pipeline_config(cfg), detector)
         self.pipeline.newer_frame_waiting = self.worker.has_waiting
         self.depth = self._make_depth_stream(meta.joint_names) if cfg.depth_topic else None
@@ -281,6 +294,7 @@ class PoseNode(LifecycleNode):
         self._publishers_made = []
         self.pipeline = None
         self.depth = None
+        self.detector_description = self.detector_problem = ""
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -564,6 +578,8 @@ class PoseNode(LifecycleNode):
         }
         detector = self.pipeline.detector if self.pipeline is not None else None
         if detector is not None:
+            values["detector"] = self.detector_description
+            values["detector_problem"] = self.detector_problem
             values["detector_error"] = detector.last_error
         values.update({f"dropped: {k}": n for k, n in report["invalid_reasons"].items()})
         if self.depth is not None:
@@ -619,6 +635,8 @@ class PoseNode(LifecycleNode):
         if new_depth[1] and not new_depth[0]:
             return DiagnosticStatus.WARN, (f"no depth for the last {new_depth[1]} frame(s), "
                                                f"poses without 3D: {self._depth_last_reason}")
+        if self.detector_problem:
+            return DiagnosticStatus.WARN, f"detector: HOG instead of MoveNet: {self.detector_problem}"
         return DiagnosticStatus.OK, (f"{report['processing_rate_hz']:.1f} Hz, "
                                      f"{report['people']} people")
 

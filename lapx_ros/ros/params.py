@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lapx_ros.heatmaps import DECODE_METHODS
+from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS
 from lapx_ros.runtime.estimator import MODES, PipelineConfig
 from lapx_ros.runtime.smoothing import OneEuroParams
@@ -105,7 +106,7 @@ PARAMETERS = (
           "clock are dropped", INPUT, runtime=True, min=0.0, max=3600.0),
     # --- who to look at ---
     Param("mode", "single", "single = one person followed over frames; boxes = person boxes from "
-          "boxes_topic; detector = built-in HOG person detector", WHO, choices=MODES),
+          "boxes_topic; detector = the built-in person detector (parameter detector)", WHO, choices=MODES),
     Param("boxes_topic", "person_boxes", "person boxes (vision_msgs/Detection2DArray when installed, "
           "else lapx_ros/HumanPoseArray) for mode boxes", WHO),
     Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp", WHO,
@@ -114,11 +115,25 @@ PARAMETERS = (
           WHO, runtime=True, min=0.0, max=1.0),
     Param("max_people", 5, "most people estimated per frame (highest scores first)", WHO,
           runtime=True, min=1, max=50),
+    Param("detector", "movenet", "built-in detector of mode detector: movenet = MoveNet MultiPose "
+          "(learned; the file set-up installs, or detector_model), hog = OpenCV's HOG people detector "
+          "(upright pedestrians only; also the fallback when the MoveNet file cannot be used)", WHO,
+          choices=DETECTORS),
+    Param("detector_model", "", f"MoveNet MultiPose ONNX file; empty = {MOVENET_FILE} as set-up "
+          "installs it (share/lapx_ros/detectors)", WHO),
+    Param("detector_input_size", 384, "MoveNet input: the frame's longer side is scaled to this many "
+          "pixels, the other padded to a multiple of 32; smaller = faster, misses more small people",
+          WHO, choices=MOVENET_SIZES),
+    Param("detector_threads", 1, "CPU threads of the built-in detector, which runs on a thread of its "
+          "own beside the pose network", WHO, min=1, max=64),
     Param("detector_interval", 5, "frames between runs of the built-in detector (keypoints followed "
           "in between)", WHO, runtime=True, min=1, max=1000),
-    Param("detector_scale", 1.0, "image scale for the built-in detector (>1 finds smaller people, "
-          "slower)", WHO, runtime=True, min=0.1, max=4.0),
-    Param("detector_threshold", 0.3, "built-in detector score threshold", WHO, runtime=True,
+    Param("detector_threshold", 0.07, "MoveNet person score below which a detection is dropped (tuned "
+          "on COCO train2017, deliberately low: the pose network confirms people)", WHO, runtime=True,
+          min=0.0, max=1.0),
+    Param("detector_scale", 1.0, "hog only: image scale (>1 finds smaller people, slower)", WHO,
+          runtime=True, min=0.1, max=4.0),
+    Param("detector_hog_threshold", 0.3, "hog only: SVM score threshold", WHO, runtime=True,
           min=-5.0, max=5.0),
     # --- keypoints, tracking, smoothing ---
     Param("keypoint_threshold", 0.2, "confidence below which a joint counts as not seen (drawing, "
@@ -221,6 +236,17 @@ def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
         cfg.smoothing_min_cutoff, cfg.smoothing_beta, cfg.smoothing_d_cutoff))
 
 
+def detector_settings(cfg: NodeConfig) -> DetectorSettings:
+    """The built-in detector's settings from the detector_* parameters (and the engine's
+    backend and precision). MoveNet's boxes hug the keypoints: they are grown by
+    box_padding, the context a followed person's crop gets, since the pipeline crops
+    detector boxes as they are."""
+    return DetectorSettings(kind=cfg.detector, model=cfg.detector_model, input_size=cfg.detector_input_size,
+                            threshold=cfg.detector_threshold, threads=cfg.detector_threads,
+                            backend=cfg.backend, precision=cfg.precision, box_scale=cfg.box_padding,
+                            hog_scale=cfg.detector_scale, hog_threshold=cfg.detector_hog_threshold)
+
+
 def depth_settings(cfg: NodeConfig):
     """The depth estimator's settings from the depth_* parameters; ValueError with the
     reason when they do not fit together (depth_min >= depth_max, more pixels than the
@@ -269,7 +295,7 @@ def descriptor(spec: Param):
     desc = ParameterDescriptor(name=spec.name, type=types[spec.type], description=spec.description,
                                read_only=not spec.runtime)
     if spec.choices:
-        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
+        desc.additional_constraints = "one of: " + ", ".join(map(str, spec.choices))
     if spec.type is int and (spec.min is not None or spec.max is not None):
         desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max),
                                            step=2 if spec.odd else 1)]
@@ -296,7 +322,7 @@ def _yaml_value(value) -> str:
 
 def _allowed(spec: Param, separator: str = " | ") -> str:
     if spec.choices:
-        return separator.join(spec.choices)
+        return separator.join(map(str, spec.choices))
     if spec.min is not None:
         return f"{spec.min:g} .. {spec.max:g}" + (", odd" if spec.odd else "")
     return ""

@@ -335,7 +335,8 @@ CATEGORIES = (
     ("pose message build", ("pose_array_msg",)),
     ("publish", ("publish (rclpy",)),
     ("tracking + smoothing", ("tracking.py", "smoothing.py")),
-    ("boxes wait/match", ("frames.py",)),
+    ("boxes wait/match", ("match (lapx_ros/runtime/frames.py", "match (frames.py")),
+    ("depth", ("depth.py", "camera.py")),
     ("pipeline bookkeeping", ("estimator.py",)),
 )
 
@@ -359,7 +360,7 @@ def summarize_profile(text: str, rate: int, frames: int, seconds: float) -> dict
         stack = stack_text.split(";")
         n = int(count)
         names = [f.split(" (")[0] for f in stack]
-        if any("_work (" in f and "node.py" in f for f in stack):
+        if any("_run (" in f and "frames.py" in f for f in stack):  # NewestFrameWorker's thread
             worker["idle (waiting for a frame)" if "_process" not in " ".join(names)
                    else categorize(stack)] += n
         elif any("spin" in f for f in names):

@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_tools import Pauser, cpu_seconds, cpu_use, machine_info, package_versions, percentiles, write_section
+from bench_tools import Pauser, cpu_seconds, machine_info, package_versions, percentiles, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COCO = ROOT.parent / "shared" / "data" / "coco-mini"
@@ -415,7 +415,7 @@ def run_coco(pipe, coco_dir: Path, still_frames: int, log=print, max_images: int
         pipe.reset()
         published = []
         for f in range(still_frames):
-            poses = pipe.process(frame.copy(), 100.0 + 0.1 * f)
+            poses = pipe.process(frame.copy(), 100.0 + 0.1 * (n * still_frames + f))  # stamps only grow
             published.append(len(poses))
             pb = np.array([p.box for p in poses], np.float64).reshape(-1, 4)
             ps = np.array([p.score for p in poses], np.float64)
@@ -565,15 +565,14 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
         with pauser.paused():
             load = os.getloadavg()
             paused = list(pauser.stopped)
-            before, t0 = cpu_seconds(), time.monotonic()
+            before = usage_snapshot()
             camera = subprocess.Popen(camera_cmd, cwd=str(source), env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True)
             out, _ = camera.communicate(timeout=count / max(rate, 0.1) * 3 + 120)
             time.sleep(3.0)  # the last frames' poses, then a diagnostics report
-            after, wall = cpu_seconds(), time.monotonic() - t0
-        # (the camera has exited by now: its CPU time is in neither group)
-        groups = {"node": [node.pid], "benchmark": [os.getpid()]}
-        cores = cpu_use(before, after, wall, groups)
+            after = usage_snapshot()
+        # the camera has been reaped by now: its CPU time is the "reaped children"
+        cores = window_cores(before, after, {"node": [node.pid], "benchmark": [os.getpid()]})
         with listener._lock:
             messages = list(listener.messages)
             diag = dict(listener.diagnostics)
@@ -611,12 +610,34 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
     return result
 
 
-def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.0, log=print):
+def wait_for_quiet(pauser, limit: float, max_wait: float, sample: float = 3.0, poll: float = 15.0,
+                   log=print) -> float:
+    """Wait (at most ``max_wait`` s) until, with the pause pattern's processes stopped, the
+    rest of the machine uses at most ``limit`` cores over ``sample`` s (another
+    benchmark running beside this one would spoil both). Returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        with pauser.paused():
+            before = usage_snapshot()
+            time.sleep(sample)
+            others = window_cores(before, usage_snapshot(), {"benchmark": [os.getpid()]})["other processes"]
+        waited = time.monotonic() - started
+        if others <= limit or waited >= max_wait:
+            return waited
+        log(f"the machine is busy ({others:.2f} cores of other work): waiting ({waited:.0f} s so far)")
+        time.sleep(poll)
+
+
+def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.0, log=print,
+             before_each=None):
     """``measure()`` again (up to ``retries`` more times, ``wait`` s apart) while the
     processes it did not start used more than ``limit`` cores; the quietest result, with
-    how many attempts it took."""
+    how many attempts it took. ``before_each()`` runs before every attempt (e.g.
+    ``wait_for_quiet``)."""
     best, attempts = None, 0
     for attempt in range(retries + 1):
+        if before_each is not None:
+            before_each()
         result = measure()
         attempts += 1
         busy = other_cores(result)
@@ -630,6 +651,51 @@ def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.
     best["attempts"] = attempts
     best["busy"] = other_cores(best) > limit
     return best
+
+
+def system_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat:
+    busy = user + nice + system + irq + softirq (guest time is inside user)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    steal = fields[7] if len(fields) > 7 else 0
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def usage_snapshot() -> dict:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"t": time.monotonic(), "procs": cpu_seconds(), "system": system_cpu_seconds(),
+            "children": children.ru_utime + children.ru_stime}
+
+
+def split_cores(system_busy: float, steal: float, groups: dict, children: float, wall: float) -> dict:
+    """Cores used during a window of ``wall`` s: each group's CPU seconds, ``children``
+    (processes this one started and reaped meanwhile, e.g. the camera), and everything
+    else the machine did ("other processes": the whole machine's busy time minus those,
+    so work that started and ended inside the window counts too); steal = time the
+    hypervisor gave to other machines."""
+    wall = max(wall, 1e-9)
+    out = {name: round(v / wall, 3) for name, v in groups.items()}
+    out["reaped children"] = round(children / wall, 3)
+    mine = sum(groups.values()) + children
+    out["other processes"] = round(max(0.0, system_busy - mine) / wall, 3)
+    out["steal"] = round(steal / wall, 3)
+    return out
+
+
+def window_cores(before: dict, after: dict, groups: dict) -> dict:
+    """``split_cores`` between two ``usage_snapshot``s; ``groups`` = {name: [pids]}."""
+    def used(pids):
+        return sum(max(0.0, after["procs"].get(p, 0.0) - before["procs"].get(p, after["procs"].get(p, 0.0)))
+                   for p in pids)
+
+    return split_cores(after["system"][0] - before["system"][0], after["system"][1] - before["system"][1],
+                       {name: used(pids) for name, pids in groups.items()},
+                       after["children"] - before["children"], after["t"] - before["t"])
 
 
 def _int(v):
@@ -761,8 +827,10 @@ def render(runs: dict) -> str:
                   "directly in this process on the (a) frames and on 30 vtest frames at 768x576, nothing else "
                   "running in the process (in the node it shares the 2 cores with the pose network). "
                   "Processes matching the pause pattern were stopped while timing; 'other processes' is "
-                  "the CPU everything else used meanwhile (2 = the whole machine); a window during which "
-                  "they used more than 0.25 cores was measured again (up to twice) and the quietest kept.", "",
+                  "the CPU the rest of the machine used meanwhile (/proc/stat busy time minus the node, "
+                  "this process and the camera; 2 = the whole machine). Before each window the script "
+                  "waits for the rest of the machine to fall below 0.25 cores; a window above that is "
+                  "measured again (up to twice) and the quietest kept.", "",
                   "| run | frames | node: processed / sent (stale) | rate Hz | latency p50 / p95 / max ms | "
                   "people per frame | other processes, cores (load avg at start) |", "|---|---|---|---|---|---|---|"]
         for label in speed_runs:
@@ -829,6 +897,8 @@ def main(argv=None) -> int:
     p.add_argument("--busy-limit", type=float, default=0.25,
                    help="a timed window during which other processes used more cores than this is measured again")
     p.add_argument("--retries", type=int, default=2, help="how often a busy window is measured again")
+    p.add_argument("--quiet-wait", type=float, default=600.0,
+                   help="most seconds to wait before each timed window for other work to end")
     p.add_argument("--json", default=str(RESULTS_JSON))
     p.add_argument("--no-write", action="store_true", help="do not touch the JSON or RESULTS.md")
     p.add_argument("--render", action="store_true", help="only re-render the RESULTS.md section from the JSON")
@@ -861,7 +931,12 @@ def main(argv=None) -> int:
         print(f"[crowds {label}] {text}", flush=True)
 
     log(f"checkout {facts['commit']} ({facts['subject']}); modified: {facts['modified_files'] or 'none'}")
-    pauser = Pauser(pattern=args.pause or None, log=log)
+    pauser = Pauser(pattern=args.pause or None, log=lambda t: None)
+
+    def settle():
+        waited = wait_for_quiet(pauser, args.busy_limit, args.quiet_wait, log=log)
+        if waited > 30:
+            log(f"waited {waited:.0f} s for a quiet machine")
     run: dict = {}
     node = InProcessNode(source, overrides)
     try:
@@ -888,19 +963,20 @@ def main(argv=None) -> int:
                 with pauser.paused():
                     load = os.getloadavg()
                     paused = list(pauser.stopped)
-                    before, t0 = cpu_seconds(), time.monotonic()
+                    before = usage_snapshot()
                     cost = time_detector(node.detect, frames, args.repeats)
                     cost_vtest = time_detector(node.detect, vt, 1)
-                    after, wall = cpu_seconds(), time.monotonic() - t0
-                cost["other_processes_cores"] = cpu_use(before, after, wall,
-                                                        {"benchmark": [os.getpid()]})["other processes"]
+                    after = usage_snapshot()
+                cores = window_cores(before, after, {"benchmark": [os.getpid()]})
+                cost["cores"] = cores
+                cost["other_processes_cores"] = cores["other processes"]
                 cost["loadavg_1min_at_start"] = round(load[0], 2)
                 cost["paused_processes"] = len(paused)
                 cost["vtest"] = cost_vtest
                 return cost
 
             cost = quietest(measure_detector, lambda r: r["other_processes_cores"], args.busy_limit,
-                            args.retries, log=log)
+                            args.retries, log=log, before_each=settle)
             cost_vtest = cost.pop("vtest")
             log(f"detector cost 640x480: {cost}; vtest: {cost_vtest}")
     finally:
@@ -914,16 +990,16 @@ def main(argv=None) -> int:
             if "vtest" in parts:
                 run["vtest"] = quietest(lambda: node_run(listener, source, overrides, str(video), args.frames,
                                                          args.rate, pauser, log=log),
-                                        busy, args.busy_limit, args.retries, log=log)
+                                        busy, args.busy_limit, args.retries, log=log, before_each=settle)
             if "speed" in parts:
                 with tempfile.TemporaryDirectory(prefix="crowds_speed_") as tmp:
                     n = write_held_frames(frames, args.hold, Path(tmp))
                     nd = quietest(lambda: node_run(listener, source, overrides, tmp, n, args.rate, pauser,
                                                    warmup_frames=args.warmup_frames, log=log),
-                                  busy, args.busy_limit, args.retries, log=log)
+                                  busy, args.busy_limit, args.retries, log=log, before_each=settle)
                 nv = quietest(lambda: node_run(listener, source, overrides, str(video), args.frames, args.rate,
                                                pauser, size=SPEED_SIZE, warmup_frames=args.warmup_frames, log=log),
-                              busy, args.busy_limit, args.retries, log=log)
+                              busy, args.busy_limit, args.retries, log=log, before_each=settle)
                 run["speed"] = {"images": chosen, "hold": args.hold, "rate": args.rate, "node": nd, "node_vtest": nv,
                                 "detector_640x480": cost, "detector_vtest": cost_vtest,
                                 "pause_pattern": args.pause}

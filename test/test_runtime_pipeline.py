@@ -10,8 +10,9 @@ from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.detector import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.ros.params import NodeConfig, pipeline_config
-from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline, sanitize_boxes
+from lapx_ros.runtime.estimator import DUPLICATE_IOU, PoseEstimator, PosePipeline, sanitize_boxes
 from lapx_ros.runtime.preprocess import CropBatcher
+from lapx_ros.runtime.tracking import box_iou
 
 META = ModelMetadata.for_layout(MPII_16, 128, 96)
 
@@ -53,9 +54,12 @@ class MarkerEngine(Engine):
         return out
 
 
-def frame_with_person(x, y, shape=(240, 320)):
+def frame_with_person(x, y, shape=(240, 320), joints=None):
+    """A frame showing the FIGURE at (x, y); only ``joints`` (indices) when given."""
     frame = np.zeros(shape + (3,), np.uint8)
     for k, (dx, dy) in enumerate(FIGURE):
+        if joints is not None and k not in joints:
+            continue
         cx, cy = int(x + dx), int(y + dy)
         frame[cy - 3:cy + 4, cx - 3:cx + 4] = (joint_blue(k), 0, 255)  # BGR
     return frame
@@ -90,8 +94,10 @@ def settings(**changes):
 
 
 def pipeline(**cfg):
+    """Nearly every pose reported, at once (the cases on tracking set their thresholds)."""
     engine = MarkerEngine()
-    return engine, PosePipeline(PoseEstimator(engine), settings(**{"person_threshold": 0.01, **cfg}))
+    return engine, PosePipeline(PoseEstimator(engine), settings(**{
+        "person_threshold": 0.01, "track_confirm_frames": 1, **cfg}))
 
 
 def test_single_mode_searches_then_follows():
@@ -197,7 +203,7 @@ def test_detector_mode_runs_detector_every_n_frames():
 
     engine = MarkerEngine()
     pipe = PosePipeline(PoseEstimator(engine), settings(
-        mode="detector", detector_interval=3, person_threshold=0.01),
+        mode="detector", detector_interval=3, person_threshold=0.01, track_confirm_frames=1),
         BackgroundDetector(detector, synchronous=True))
     for i in range(7):
         poses = pipe.process(frame_with_person(200, 120), i * 0.1)
@@ -279,3 +285,114 @@ def test_smoothing_parameters_change_for_people_already_tracked():
                            smoothing_beta=0.0)
     moved = pipe.process(frame_with_person(200, 120), 0.033)[0].keypoints[:, 0] - FIGURE[:, 0]
     assert np.median(moved) > 199  # a very high cut-off: no lag any more
+
+
+def test_a_box_inside_another_around_one_person_gives_one_pose():
+    """An upper-body box inside the whole-body box: their seen joints' boxes overlap
+    less than DUPLICATE_IOU, but the joints seen in both coincide."""
+    _, pipe = pipeline(mode="boxes", box_padding=1.0)
+    frame = frame_with_person(200, 120)
+    boxes = np.array([[170, 50, 230, 100], [160, 50, 240, 190]])
+    poses = pipe.estimator(frame, boxes, 1.0, "dark")
+    upper, whole = (pipe._seen_box(p) for p in poses)
+    assert box_iou(upper, whole) < DUPLICATE_IOU  # not caught by overlap
+    (pose,) = pipe.process(frame, 0.0, boxes, np.array([0.9, 0.8]))
+    assert (pose.confidences > 0.5).all()  # the better pose of the two: all joints seen
+
+
+def detector_pipeline(detections, **cfg):
+    """Detector mode with a synchronous detector returning ``detections(frame_index)``,
+    the node's defaults otherwise."""
+    calls = []
+
+    def detect(frame):
+        boxes = np.array(detections(len(calls)), float).reshape(-1, 4)
+        calls.append(len(boxes))
+        return boxes, np.ones(len(boxes))
+
+    engine = MarkerEngine()
+    pipe = PosePipeline(PoseEstimator(engine), settings(**{
+        "mode": "detector", "detector_interval": 1, **cfg}),
+        BackgroundDetector(detect, synchronous=True))
+    return engine, pipe
+
+
+def test_a_detection_the_pose_network_does_not_confirm_is_never_published():
+    """Defaults: a new person is reported on its second frame at person_threshold; the
+    box with nobody in it never is, and is not followed."""
+    engine, pipe = detector_pipeline(lambda i: [[40, 50, 120, 190], [200, 50, 280, 190]],
+                                     detector_interval=3)
+    frame = frame_with_person(80, 120)  # nobody in the second box
+    published, crops = [], []
+    for i in range(5):
+        engine.batches.clear()
+        published.append([p.track_id for p in pipe.process(frame, 0.1 * i)])
+        crops.append(sum(engine.batches))
+    assert published == [[], [1], [1], [1], [1]]
+    assert crops == [2, 1, 1, 2, 1]  # both boxes on detector frames, else the person only
+    assert pipe.tracker.active_ids == [1]
+
+
+def test_a_one_frame_spurious_detection_costs_no_id():
+    """track_confirm_frames 2: a person is reported from its second frame; someone seen
+    on one frame only never is, and the next real person gets the next id."""
+    person, flash = [40, 50, 120, 190], [200, 50, 280, 190]
+    second = {0} | set(range(5, 8))  # frames showing someone at the second box
+
+    _, pipe = detector_pipeline(lambda i: [person, flash] if i in second else [person],
+                                track_confirm_frames=2)
+    published = []
+    for i in range(8):
+        frame = frame_with_person(80, 120)
+        if i in second:
+            frame = frame + frame_with_person(240, 120)
+        published.append(sorted(p.track_id for p in pipe.process(frame, 0.1 * i)))
+    assert published == [[], [1], [1], [1], [1], [1], [1, 2], [1, 2]]
+
+
+def test_a_known_person_stays_published_through_dips_below_person_threshold():
+    """Confirm at 0.6, keep down to 0.3: half the joints (score ~0.45) keep the id and
+    the report; three joints (~0.17) are a miss, and the id survives it."""
+    _, pipe = pipeline(mode="boxes", person_threshold=0.6, person_keep_margin=0.3)
+    assert pipe.tracker.confirm_frames == 1
+    box = np.array([[160, 50, 240, 190]])
+    half, few = set(range(0, 16, 2)), {6, 7, 8}
+
+    def ids(joints, t):
+        return [p.track_id for p in pipe.process(frame_with_person(200, 120, joints=joints), t, box)]
+
+    assert ids(None, 0.0) == [1]
+    assert ids(half, 0.1) == [1]
+    assert ids(few, 0.2) == []
+    assert ids(few, 0.3) == []
+    assert ids(half, 0.4) == [1]
+    assert ids(None, 0.5) == [1]
+    # A new person at half strength is never confirmed.
+    other = np.array([[20, 50, 100, 190]])
+    frame = frame_with_person(60, 120, joints=half)
+    for k in range(3):
+        assert pipe.process(frame, 1.0 + k, other) == []
+
+
+def test_a_walker_hidden_for_a_few_frames_is_found_again_with_its_id():
+    """Detected once, then followed: 25 px a frame, hidden on frames 4-6, back 100 px from
+    where it was last seen; the crop goes where its motion takes it."""
+    engine, pipe = detector_pipeline(lambda i: [[0, 50, 80, 190]], detector_interval=1000,
+                                     track_confirm_frames=1)
+    for i in range(10):
+        x = 40 + 25 * i
+        frame = np.zeros((240, 320, 3), np.uint8) if 4 <= i <= 6 else frame_with_person(x, 120)
+        poses = pipe.process(frame, 0.1 * i)
+        if 4 <= i <= 6:
+            assert poses == []
+        else:
+            assert [p.track_id for p in poses] == [1], i
+            assert np.abs(poses[0].keypoints - (FIGURE + (x, 120))).max() < 8
+
+
+@pytest.mark.parametrize("mode, threshold", [("single", 0.3), ("detector", 0.0)])
+def test_mode_single_and_person_threshold_0_report_a_new_person_at_once(mode, threshold):
+    _, pipe = detector_pipeline(lambda i: [[160, 50, 240, 190]], mode=mode,
+                                person_threshold=threshold)
+    assert pipe.config.track_confirm_frames == 2
+    assert [p.track_id for p in pipe.process(frame_with_person(200, 120), 0.0)] == [1]

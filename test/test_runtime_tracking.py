@@ -48,6 +48,107 @@ def test_keypoint_similarity_matches_when_boxes_do_not_overlap_much():
     assert ids == [1]
 
 
+def hysteresis_tracker(**changes):
+    """Confirm at 0.5, keep down to 0.3, as the pipeline sets it up."""
+    settings = dict(match_threshold=0.3, max_missed=3, keypoint_threshold=0.2,
+                    confirm_threshold=0.5, keep_threshold=0.3, confirm_frames=1)
+    return Tracker(**{**settings, **changes})
+
+
+def test_confirmed_person_keeps_its_id_through_dips_below_the_confirm_threshold():
+    tracker = hysteresis_tracker()
+    box = np.array([0, 0, 50, 100.0])
+    assert tracker.update([box], scores=[0.6]) == [1]
+    for score in (0.45, 0.35, 0.31, 0.6):  # below confirm, above keep: still reported
+        assert tracker.update([box], scores=[score]) == [1]
+    for _ in range(3):  # below keep: not reported, a miss, the id is kept
+        assert tracker.update([box], scores=[0.2]) == [0]
+    assert tracker.update([box], scores=[0.4]) == [1]
+    for _ in range(4):  # below keep for more than max_missed frames: the track ends
+        tracker.update([box], scores=[0.2])
+    assert tracker.update([box], scores=[0.4]) == [0]  # a new person must be confirmed again
+    assert tracker.update([box], scores=[0.5]) == [2]
+
+
+def test_a_person_never_confirmed_is_never_reported_and_costs_no_id():
+    tracker = hysteresis_tracker()
+    phantom, person = np.array([300, 0, 350, 100.0]), np.array([0, 0, 50, 100.0])
+    for _ in range(10):  # above keep, never at confirm: a detection the network doubts
+        assert tracker.update([phantom], scores=[0.45]) == [0]
+    assert tracker.active_ids == []
+    assert tracker.update([phantom, person], scores=[0.45, 0.9]) == [0, 1]
+
+
+def test_confirmation_over_frames_and_spurious_detections_cost_no_id():
+    tracker = hysteresis_tracker(confirm_frames=2)
+    person, spurious, other = (np.array([0, 0, 50, 100.0]), np.array([300, 0, 350, 100.0]),
+                               np.array([150, 0, 200, 100.0]))
+    assert tracker.update([person], scores=[0.9]) == [0]  # seen once: not yet
+    assert tracker.update([person + 2, spurious], scores=[0.9, 0.9]) == [1, 0]
+    assert tracker.update([person + 4], scores=[0.9]) == [1]  # the spurious one is gone
+    assert tracker.update([person + 6, other], scores=[0.9, 0.9]) == [1, 0]
+    assert tracker.update([person + 8, other], scores=[0.9, 0.9]) == [1, 2]  # 2, not 3
+    # An unconfirmed track ends at its first miss: confirmation needs frames in a row.
+    assert tracker.update([spurious], scores=[0.9]) == [0]
+    tracker.update([], scores=[])
+    assert tracker.update([spurious], scores=[0.9]) == [0]
+
+
+def test_a_hidden_walker_is_found_where_its_motion_takes_it():
+    tracker = Tracker(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2)
+    box, step = np.array([0, 0, 40, 100.0]), np.array([15.0, 0, 15.0, 0])
+    for k in range(4):
+        assert tracker.update([box + k * step]) == [1]
+    for _ in range(4):  # hidden for 4 frames
+        assert tracker.update([]) == []
+    # Back 75 px on: nowhere near where it was last seen.
+    assert box_iou(box + 3 * step, box + 8 * step) == 0
+    assert tracker.update([box + 8 * step]) == [1]
+    assert tracker.active_ids == [1]
+
+
+def test_a_person_who_stopped_while_hidden_is_found_where_it_was_last_seen():
+    tracker = Tracker(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2)
+    box, step = np.array([0, 0, 40, 100.0]), np.array([15.0, 0, 15.0, 0])
+    for k in range(4):
+        tracker.update([box + k * step])
+    for _ in range(3):
+        tracker.update([])
+    assert tracker.update([box + 4 * step]) == [1]
+
+
+def test_crossing_people_keep_their_ids():
+    """A walks right, B walks left on the same line; B is hidden behind A while they
+    cross and comes out on the other side, where A's last sighting lies."""
+    tracker = Tracker(match_threshold=0.3, max_missed=8, keypoint_threshold=0.2)
+    box = np.array([0, 0, 40, 100.0])
+    step = np.array([10.0, 0, 10.0, 0])
+    b0 = box + 20 * step
+    ids = tracker.update([b0, box])  # B listed first: it gets the older track
+    assert ids == [1, 2]
+    for k in range(1, 21):
+        a, b = box + k * step, b0 - k * step
+        if 7 <= k <= 13:  # B behind A
+            assert tracker.update([a]) == [2], k
+        else:
+            assert tracker.update([b, a]) == [1, 2], k
+
+
+def test_keypoints_follow_the_track_velocity():
+    tracker = Tracker(match_threshold=0.5, max_missed=5, keypoint_threshold=0.2)
+    kps = np.array([[10.0, 10.0], [30.0, 50.0], [20.0, 90.0]])
+    conf = np.full(3, 0.9)
+    box = np.array([10.0, 10.0, 30.0, 90.0])
+    for k in range(3):
+        assert tracker.update([box + (8 * k, 0, 8 * k, 0)], [kps + (8 * k, 0)], [conf]) == [1]
+    track = tracker.track(1)
+    assert np.allclose(track.velocity, (8, 0))
+    assert np.allclose(track.predicted_keypoints(), kps + (24, 0))
+    assert np.allclose(track.predicted_box(), box + (24, 0, 24, 0))
+    tracker.update([])
+    assert np.allclose(track.predicted_box(), box + (32, 0, 32, 0))  # two frames on
+
+
 def test_one_euro_smooths_noise_and_follows_motion():
     rng = np.random.default_rng(0)
     f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0, d_cutoff=1.0))

@@ -138,8 +138,12 @@ PARAMETERS = (
     # --- keypoints, tracking, smoothing ---
     Param("keypoint_threshold", 0.2, "confidence below which a joint counts as not seen (drawing, "
           "tracking)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
-    Param("person_threshold", 0.3, "mean joint confidence below which nobody is reported (and "
-          "searched again)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
+    Param("person_threshold", 0.3, "mean joint confidence a new person needs to be reported "
+          "(track_confirm_frames frames in a row); mode single searches the whole frame again when "
+          "the followed person falls below it", KEYPOINTS, runtime=True, min=0.0, max=1.0),
+    Param("person_keep_margin", 0.1, "hysteresis: a person already reported keeps being reported "
+          "(same id) down to person_threshold minus this; lower frames count as missed",
+          KEYPOINTS, runtime=True, min=0.0, max=1.0),
     Param("search_interval", 5, "mode single: while nobody is followed, frames between whole-frame "
           "searches (search_passes network calls); the frames between crop where the last search "
           "looked. 1 = search every such frame", KEYPOINTS, runtime=True, min=1, max=1000),
@@ -159,8 +163,13 @@ PARAMETERS = (
           "(MODEL.md), twice the network calls", KEYPOINTS, runtime=True),
     Param("track_match_threshold", 0.3, "box IoU / keypoint similarity needed to keep a track id",
           KEYPOINTS, runtime=True, min=0.0, max=1.0),
-    Param("track_max_missed", 15, "frames a person may be unseen and keep the id", KEYPOINTS,
-          runtime=True, min=0, max=10_000),
+    Param("track_max_missed", 15, "frames a reported person may be unseen (or below the keep "
+          "threshold) and keep the id; meanwhile it is looked for where its motion takes it",
+          KEYPOINTS, runtime=True, min=0, max=10_000),
+    Param("track_confirm_frames", 2, "modes boxes and detector: frames in a row a new person must "
+          "reach person_threshold before it is reported and given an id (1 = at once); a detection "
+          "the pose network does not confirm in the frame after costs no id. Mode single and "
+          "person_threshold 0 report at once", KEYPOINTS, runtime=True, min=1, max=100),
     Param("smoothing", False, "One-Euro smoothing of keypoints", KEYPOINTS, runtime=True),
     Param("smoothing_min_cutoff", 1.0, "One-Euro minimum cut-off [Hz]; lower = smoother at rest",
           KEYPOINTS, runtime=True, min=0.001, max=100.0),

@@ -23,7 +23,7 @@ import numpy as np
 from lapx_ros.geometry import box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
-from lapx_ros.runtime.tracking import Tracker, box_iou
+from lapx_ros.runtime.tracking import Tracker, box_iou, box_size, keypoint_similarity
 from lapx_ros.topdown import MIN_SEEN_JOINTS, TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
@@ -31,6 +31,11 @@ MODES = ("single", "boxes", "detector")
 MIN_BOX_SIDE = 4.0
 # Two person boxes overlapping more than this are taken to be the same person.
 DUPLICATE_IOU = 0.5
+# Two poses whose joints seen in both are this similar (tracking.keypoint_similarity,
+# over at least MIN_SEEN_JOINTS joints) are one person found twice, whatever their boxes.
+DUPLICATE_SIMILARITY = 0.5
+# A track whose predicted box lies less than this fraction inside the image has left it.
+MIN_INSIDE = 0.5
 
 
 @dataclass
@@ -52,7 +57,8 @@ class PipelineConfig:
     mode: str
     max_people: int
     keypoint_threshold: float  # a joint below it counts as not seen
-    person_threshold: float  # mean confidence below it: nobody there (re-search)
+    person_threshold: float  # mean confidence a new person needs (confirm); below it: re-search
+    person_keep_margin: float  # a reported person stays down to person_threshold minus this
     search_interval: int  # frames between whole-frame searches while nobody is followed
     search_passes: int  # network calls of a whole-frame search
     search_passes_when_busy: int  # of those, the ones run when a newer frame already waits
@@ -62,6 +68,7 @@ class PipelineConfig:
     detector_interval: int  # frames between detector runs
     track_match_threshold: float
     track_max_missed: int
+    track_confirm_frames: int  # modes boxes/detector: frames in a row at person_threshold to report a new person
     smoothing: bool
     smoothing_params: OneEuroParams
 
@@ -121,7 +128,8 @@ class PosePipeline:
         self.config = config
         self.detector = detector
         self.tracker = Tracker(config.track_match_threshold, config.track_max_missed,
-                               config.keypoint_threshold)
+                               config.keypoint_threshold, config.person_threshold,
+                               self._keep_threshold(), self._confirm_frames())
         self.smoother = PoseSmoother(config.smoothing_params)
         self._previous: list[Pose] = []
         self._unconfirmed_box = None  # single mode: where the last look, below threshold, lay
@@ -154,15 +162,7 @@ class PosePipeline:
             poses = self._single(frame_bgr)
         else:
             poses = self._multi(frame_bgr, boxes, box_scores)
-        poses = [p for p in poses if p.score >= cfg.person_threshold]
-        for p in poses:
-            seen_box = self._seen_box(p)
-            p.box = p.box if seen_box is None else seen_box
-        poses = self._suppress_duplicates(poses)[:cfg.max_people]
-        ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
-                                  [p.confidences for p in poses])
-        for p, tid in zip(poses, ids):
-            p.track_id = tid
+        poses = self._track(poses)
         self._previous = poses
         if cfg.smoothing:
             for p in poses:
@@ -173,11 +173,40 @@ class PosePipeline:
         return [Pose(p.keypoints.copy(), p.confidences.copy(), p.box.copy(), p.score,
                      p.track_id) for p in poses]
 
+    def _track(self, poses) -> list[Pose]:
+        """The poses to report, with their ids: duplicates dropped, then the tracker
+        decides (a new person once confirmed at ``person_threshold``, a known one while
+        at or above the keep threshold)."""
+        cfg = self.config
+        poses = [p for p in poses if p.score >= self._keep_threshold()]
+        for p in poses:
+            seen_box = self._seen_box(p)
+            p.box = p.box if seen_box is None else seen_box
+        poses = self._suppress_duplicates(poses)[:cfg.max_people]
+        ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
+                                  [p.confidences for p in poses], [p.score for p in poses])
+        for p, tid in zip(poses, ids):
+            p.track_id = tid
+        return [p for p in poses if p.track_id]
+
+    def _keep_threshold(self) -> float:
+        return max(0.0, self.config.person_threshold - self.config.person_keep_margin)
+
+    def _confirm_frames(self) -> int:
+        """``track_confirm_frames`` where it applies: mode single reports at once (its
+        whole-frame search has looked several times), and so does person_threshold 0
+        (every pose wanted, unvetted)."""
+        cfg = self.config
+        return 1 if cfg.mode == "single" or cfg.person_threshold <= 0 else cfg.track_confirm_frames
+
     def _sync_settings(self) -> None:
         cfg = self.config
         self.tracker.match_threshold = cfg.track_match_threshold
         self.tracker.max_missed = cfg.track_max_missed
         self.tracker.keypoint_threshold = cfg.keypoint_threshold
+        self.tracker.confirm_threshold = cfg.person_threshold
+        self.tracker.keep_threshold = self._keep_threshold()
+        self.tracker.confirm_frames = self._confirm_frames()
         self.estimator.predictor.flip_test = cfg.flip_test
         p = cfg.smoothing_params  # copied into the smoother's shared params: live filters follow
         self.smoother.set_params(p.min_cutoff, p.beta, p.d_cutoff)
@@ -193,8 +222,22 @@ class PosePipeline:
         return self.estimator(frame, boxes, padding, self.config.decode)
 
     def _follow_boxes(self) -> list:
-        """Crop boxes for the people of the previous frame, from their seen joints."""
-        return [p.box for p in self._previous]
+        """Crop boxes for the people of the previous frame, from their seen joints,
+        moved on by their track's velocity."""
+        tracks = [self.tracker.track(p.track_id) for p in self._previous]
+        return [p.box if t is None else t.predicted_box() for p, t in zip(self._previous, tracks)]
+
+    def _tracked_boxes(self, width: int, height: int) -> list:
+        """Crop boxes for every live track (reported, missed for a while, or not yet
+        confirmed) where it should be now, skipping those that have left the image;
+        reported people first."""
+        boxes = []
+        for track in sorted(self.tracker.tracks, key=lambda t: (not t.track_id, t.missed)):
+            box = track.predicted_box()
+            inside = box_iou(box, np.clip(box, 0, [width, height, width, height]))
+            if inside >= MIN_INSIDE:
+                boxes.append(box)
+        return boxes
 
     def _single(self, frame):
         """Follow the previous frame's person, or search the whole frame at once when
@@ -243,7 +286,7 @@ class PosePipeline:
     def _multi(self, frame, boxes, box_scores):
         cfg = self.config
         h, w = frame.shape[:2]
-        followed = self._follow_boxes()
+        followed = self._tracked_boxes(w, h)
         if cfg.mode == "detector":
             boxes = box_scores = None
             if self.detector is not None:
@@ -271,9 +314,20 @@ class PosePipeline:
         return self._estimate(frame, boxes, paddings)
 
     def _suppress_duplicates(self, poses):
-        """Best first; a pose overlapping a better one (same person twice) is dropped."""
+        """Best first; a pose that repeats a better one (one person found twice, e.g. by a
+        detector box and by the crop following it) is dropped."""
         kept = []
         for p in sorted(poses, key=lambda p: -p.score):
-            if all(box_iou(p.box, k.box) < DUPLICATE_IOU for k in kept):
+            if not any(self._same_person(p, k) for k in kept):
                 kept.append(p)
         return kept
+
+    def _same_person(self, a: Pose, b: Pose) -> bool:
+        """Boxes overlapping more than DUPLICATE_IOU, or the same joints: a box inside
+        another around one person overlaps little but finds the same keypoints."""
+        if box_iou(a.box, b.box) >= DUPLICATE_IOU:
+            return True
+        return keypoint_similarity(a.keypoints, a.confidences, b.keypoints, b.confidences,
+                                   max(box_size(a.box), box_size(b.box)),
+                                   self.config.keypoint_threshold,
+                                   MIN_SEEN_JOINTS) >= DUPLICATE_SIMILARITY

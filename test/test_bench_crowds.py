@@ -196,3 +196,14 @@ def test_quietest_runs_its_hook_before_every_attempt(monkeypatch):
     cr.quietest(lambda: {"other": next(seen)}, lambda x: x["other"], 0.25, 3, log=lambda t: None,
                 before_each=lambda: calls.append(1))
     assert len(calls) == 2
+
+
+
+def test_low_priority_jobs_are_niced_and_not_tests():
+    candidates = {10: (19, "python -m lapx_ros.train"), 11: (0, "python benchmarks/run.py"),
+                  12: (19, "python -m pytest -q test/test_node.py"), 13: (10, "python x.py"),
+                  14: (None, "gone")}
+    assert cr.low_priority_jobs(candidates) == [10, 13]
+    assert cr.low_priority_jobs(candidates, min_nice=15) == [10]
+    assert cr.niceness(cr.os.getpid()) is not None
+    assert cr.niceness(10 ** 9) is None

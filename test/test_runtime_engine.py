@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tiny_models import build_model
 
-from lapx_ros.runtime.engine import InferenceError, ModelError, create_engine, openvino_available
+from lapx_ros.runtime.engine import MAX_BATCH, InferenceError, ModelError, create_engine, openvino_available
 
 BACKENDS = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
 
@@ -25,6 +25,20 @@ def test_engine_runs_batches(tiny, backend):
     assert engine.metadata.num_joints == 16
     out = engine.infer(np.zeros((3, 3, 64, 48), np.float32))
     assert out.shape == (3, 16, 16, 12) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_batches_run_in_chunks_with_the_same_result(tiny, backend):
+    """A crowd's crops run MAX_BATCH at a time (bounded engine memory), in order."""
+    engine = create_engine(tiny, backend, threads=1, precision="f32")
+    batch = np.random.default_rng(2).normal(size=(2 * MAX_BATCH + 1, 3, 64, 48)).astype(np.float32)
+    sizes = []
+    run = engine._run
+    engine._run = lambda b: sizes.append(len(b)) or run(b)
+    out = engine.infer(batch)
+    assert sizes == [MAX_BATCH, MAX_BATCH, 1]
+    one_by_one = np.concatenate([run(batch[i:i + 1]) for i in range(len(batch))])
+    assert out.shape == one_by_one.shape and np.abs(out - one_by_one).max() < 1e-4
 
 
 def test_backends_agree(tiny):

@@ -53,15 +53,19 @@ def stats(ms) -> str:
 
 
 def time_alone(detect, frames, repeats: int):
+    """Wall-clock ms per call, and the process's CPU ms per call (all its threads): on a
+    busy machine the wall clock grows with the load, the CPU time much less, and with
+    one thread it is about what a quiet machine's wall clock would show."""
     for f in frames[:2]:
         detect(f)  # warm-up (and OpenVINO's compile for the frame's input shape)
     ms = []
+    cpu0 = time.process_time()
     for _ in range(repeats):
         for f in frames:
             t0 = time.perf_counter()
             detect(f)
             ms.append((time.perf_counter() - t0) * 1000)
-    return ms
+    return ms, (time.process_time() - cpu0) * 1000 / len(ms)
 
 
 def time_beside_pose(detect, engine, frames, seconds: float):
@@ -110,20 +114,21 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     print(f"{len(frames)} frames 640x480 from {COCO.name}/val2017, {args.backend}, {os.cpu_count()} CPUs; "
           f"load average at start {load0[0]:.2f}\n")
-    print("| detector | threads | ms per frame, median (p10-p90) |")
-    print("|---|---|---|")
+    print("| detector | threads | ms per frame, median (p10-p90) | CPU ms per frame (all threads) |")
+    print("|---|---|---|---|")
     settings = [(384, False), (384, True), (256, False), (256, True)]
     for size, square in settings:
         for threads in (1, 2):
             det = MoveNetDetector(path, size, 0.07, args.backend, threads, precision="f32", square=square)
             shape = f"{size}x{size}" if square else f"{size}x{size * 3 // 4} (640x480 scaled, not padded to a square)"
-            print(f"| MoveNet {shape} | {threads} | {stats(time_alone(det, frames, args.repeats))} |",
-                  flush=True)
+            ms, cpu = time_alone(det, frames, args.repeats)
+            print(f"| MoveNet {shape} | {threads} | {stats(ms)} | {cpu:.1f} |", flush=True)
     if not args.no_hog:
         for threads in (1, 2):
             cv2.setNumThreads(threads)
             hog = HogPersonDetector(1.0, 0.3)
-            print(f"| HOG (OpenCV, scale 1) | {threads} | {stats(time_alone(hog, frames, 1))} |", flush=True)
+            ms, cpu = time_alone(hog, frames, 1)
+            print(f"| HOG (OpenCV, scale 1) | {threads} | {stats(ms)} | {cpu:.1f} |", flush=True)
         cv2.setNumThreads(-1)
 
     pose_path = default_model_path()
@@ -131,12 +136,14 @@ def main(argv=None) -> int:
     crops = np.zeros((3, 3, engine.metadata.input_height, engine.metadata.input_width), np.float32)
     engine.infer(crops)
     alone = []
+    cpu0 = time.process_time()
     for _ in range(50):
         t0 = time.perf_counter()
         engine.infer(crops)
         alone.append((time.perf_counter() - t0) * 1000)
+    pose_cpu = (time.process_time() - cpu0) * 1000 / 50
     print(f"\nBeside the pose network ({Path(pose_path).name}, {engine.description}, batch of 3 crops, "
-          f"{stats(alone)} ms per call alone), {args.seconds:.0f} s each, MoveNet 384 (640x480 -> 384x288):\n")
+          f"{stats(alone)} ms per call alone, {pose_cpu:.1f} CPU ms), {args.seconds:.0f} s each, MoveNet 384 (640x480 -> 384x288):\n")
     print("| detector threads | detector ms per frame | pose network ms per call (3 crops) | pose calls per s |")
     print("|---|---|---|---|")
     for threads in (1, 2):

@@ -271,6 +271,27 @@ def test_background_detector_survives_errors_and_returns_each_result_once():
     assert result is not None and det.take() is None
 
 
+def test_background_detector_runs_every_detection_on_one_thread():
+    """One long-lived thread (a thread per run spread allocations over new malloc arenas),
+    which refuses new frames while busy and takes them again once done."""
+    import threading
+
+    threads = []
+    det = BackgroundDetector(lambda f: threads.append(threading.current_thread()) or
+                             (np.zeros((0, 4)), np.zeros(0)))
+    frame = np.zeros((4, 4, 3), np.uint8)
+    for _ in range(3):
+        assert det.submit(frame)
+        for _ in range(200):
+            if det.take() is not None:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("no detection finished")
+    assert len(threads) == 3 and len(set(threads)) == 1
+    assert threads[0] is not threading.current_thread()
+
+
 def test_duplicate_boxes_give_one_person():
     _, pipe = pipeline(mode="boxes")
     frame = frame_with_person(200, 120)

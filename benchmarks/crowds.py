@@ -628,7 +628,7 @@ def wait_for_quiet(pauser, limit: float, max_wait: float, sample: float = 3.0, p
         with pauser.paused():
             before = usage_snapshot()
             time.sleep(sample)
-            others = window_cores(before, usage_snapshot(), {"benchmark": [os.getpid()]})["other processes"]
+            others = window_cores(before, usage_snapshot(), {"benchmark": [os.getpid()]})["other, normal priority"]
         waited = time.monotonic() - started
         if others <= limit or waited >= max_wait:
             return waited
@@ -698,15 +698,16 @@ def low_priority_jobs(candidates: dict, min_nice: int = 10) -> list[int]:
                   if nice is not None and nice >= min_nice and "pytest" not in cmd)
 
 
-def system_cpu_seconds() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat:
-    busy = user + nice + system + irq + softirq (guest time is inside user)."""
+def system_cpu_seconds() -> tuple[float, float, float]:
+    """(busy, busy at low priority, steal) CPU seconds of the whole machine since boot,
+    from /proc/stat: busy = user + nice + system + irq + softirq (guest time is inside
+    user); "nice" is the user time of processes with niceness > 0."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     tick = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
     steal = fields[7] if len(fields) > 7 else 0
-    return (user + nice + system + irq + softirq) / tick, steal / tick
+    return (user + nice + system + irq + softirq) / tick, nice / tick, steal / tick
 
 
 def usage_snapshot() -> dict:
@@ -717,17 +718,23 @@ def usage_snapshot() -> dict:
             "children": children.ru_utime + children.ru_stime}
 
 
-def split_cores(system_busy: float, steal: float, groups: dict, children: float, wall: float) -> dict:
+def split_cores(system_busy: float, niced: float, steal: float, groups: dict, children: float,
+                wall: float) -> dict:
     """Cores used during a window of ``wall`` s: each group's CPU seconds, ``children``
     (processes this one started and reaped meanwhile, e.g. the camera), and everything
-    else the machine did ("other processes": the whole machine's busy time minus those,
-    so work that started and ended inside the window counts too); steal = time the
-    hypervisor gave to other machines."""
+    else the machine did: "other processes" (the whole machine's busy time minus those,
+    so work that started and ended inside the window counts too), of which "other,
+    niced" ran at low priority (niceness > 0: it mostly takes what the measured processes
+    leave idle) and "other, normal priority" competed with them; steal = time the
+    hypervisor gave to other machines. (This process and its children are assumed to
+    run at niceness 0.)"""
     wall = max(wall, 1e-9)
     out = {name: round(v / wall, 3) for name, v in groups.items()}
     out["reaped children"] = round(children / wall, 3)
-    mine = sum(groups.values()) + children
-    out["other processes"] = round(max(0.0, system_busy - mine) / wall, 3)
+    other = max(0.0, system_busy - sum(groups.values()) - children)
+    out["other processes"] = round(other / wall, 3)
+    out["other, niced"] = round(min(niced, other) / wall, 3)
+    out["other, normal priority"] = round(max(0.0, other - niced) / wall, 3)
     out["steal"] = round(steal / wall, 3)
     return out
 
@@ -738,8 +745,8 @@ def window_cores(before: dict, after: dict, groups: dict) -> dict:
         return sum(max(0.0, after["procs"].get(p, 0.0) - before["procs"].get(p, after["procs"].get(p, 0.0)))
                    for p in pids)
 
-    return split_cores(after["system"][0] - before["system"][0], after["system"][1] - before["system"][1],
-                       {name: used(pids) for name, pids in groups.items()},
+    delta = [a - b for a, b in zip(after["system"], before["system"])]
+    return split_cores(delta[0], delta[1], delta[2], {name: used(pids) for name, pids in groups.items()},
                        after["children"] - before["children"], after["t"] - before["t"])
 
 
@@ -850,7 +857,7 @@ def render(runs: dict) -> str:
                   "synchronous (every `detector_interval` frames).", "",
                   "| run | node: frames processed / sent (stale) | node: rate Hz | node: latency p50 / p95 ms | "
                   "node: people per frame mean (max) | node: track ids | offline: people per frame mean (max) "
-                  "| offline: track ids (1-frame tracks) | other processes, cores |",
+                  "| offline: track ids (1-frame tracks) | other work, cores: normal priority / niced |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for label in track_runs:
             v, t = runs[label].get("vtest"), runs[label].get("tracks")
@@ -860,7 +867,7 @@ def render(runs: dict) -> str:
                     if v else "- | - | - | - | -")
             off = (f"{_fmt(t['people_per_frame_mean'], 2)} ({t['people_per_frame_max']}) | {t['track_ids']} "
                    f"({t['tracks_of_1_frame']})" if t else "- | -")
-            busy = _fmt(v["cores"]["other processes"], 2) if v else "-"
+            busy = _others(v["cores"]) if v else "-"
             lines.append(f"| {label} | {node} | {off} | {busy} |")
         frames = next((runs[lb]["vtest"]["sent"] for lb in track_runs if runs[lb].get("vtest")), None)
         rate = next((runs[lb]["settings"]["rate"] for lb in track_runs if runs[lb].get("vtest")), None)
@@ -879,11 +886,13 @@ def render(runs: dict) -> str:
                   "running in the process (in the node it shares the 2 cores with the pose network). "
                   "Processes matching the pause pattern were stopped while timing; 'other processes' is "
                   "the CPU the rest of the machine used meanwhile (/proc/stat busy time minus the node, "
-                  "this process and the camera; 2 = the whole machine). Before each window the script "
-                  "waits for the rest of the machine to fall below 0.25 cores; a window above that is "
+                  "this process and the camera; 2 = the whole machine), split into work at normal priority "
+                  "(competing with the measurement) and niced work (niceness > 0, which mostly takes what "
+                  "the measured processes leave idle). Before each window the script waits for the "
+                  "normal-priority rest of the machine to fall below 0.25 cores; a window above that is "
                   "measured again (up to twice) and the quietest kept.", "",
                   "| run | frames | node: processed / sent (stale) | rate Hz | latency p50 / p95 / max ms | "
-                  "people per frame | other processes, cores (load avg at start) |", "|---|---|---|---|---|---|---|"]
+                  "people per frame | other work, cores: normal priority / niced (load avg at start) |", "|---|---|---|---|---|---|---|"]
         for label in speed_runs:
             s = runs[label]["speed"]
             for name, nd in (("(a) COCO 3-5 people", s["node"]), ("(b) vtest 640x480", s.get("node_vtest"))):
@@ -893,16 +902,16 @@ def render(runs: dict) -> str:
                     f"| {label} | {name} | {nd['processed']} / {nd['sent']} ({_fmt(nd['stale'])}) | "
                     f"{_fmt(nd['rate_hz'], 1)} | {_fmt(nd['latency_ms_p50'], 0)} / {_fmt(nd['latency_ms_p95'], 0)} / "
                     f"{_fmt(nd['latency_ms_max'], 0)} | {_fmt(nd['people_per_frame_mean'], 2)} | "
-                    f"{_fmt(nd['cores']['other processes'], 2)} ({_fmt(nd['loadavg_1min_at_start'], 1)}) |")
+                    f"{_others(nd['cores'])} ({_fmt(nd['loadavg_1min_at_start'], 1)}) |")
         lines += ["", "| run | detector | detector ms per run, (a) 640x480: p50 (p10-p90) | vtest 768x576: p50 "
-                      "(p10-p90) | other processes, cores |", "|---|---|---|---|---|"]
+                      "(p10-p90) | other work, cores: normal priority / niced |", "|---|---|---|---|---|"]
         for label in speed_runs:
             s = runs[label]["speed"]
             dc, dv = s["detector_640x480"], s.get("detector_vtest")
             vt = f"{_fmt(dv['ms_p50'], 1)} ({_fmt(dv['ms_p10'], 1)}-{_fmt(dv['ms_p90'], 1)})" if dv else "-"
             lines.append(f"| {label} | {runs[label].get('describe', {}).get('detector', '?')} | "
                          f"{_fmt(dc['ms_p50'], 1)} ({_fmt(dc['ms_p10'], 1)}-{_fmt(dc['ms_p90'], 1)}) | {vt} | "
-                         f"{_fmt(dc.get('other_processes_cores'), 2)} |")
+                         f"{_others(dc['cores']) if 'cores' in dc else _fmt(dc.get('other_processes_cores'), 2)} |")
     machines = {runs[lb].get("machine_text") for lb in labels if runs[lb].get("machine_text")}
     if machines:
         lines += ["", "Machine: " + "; ".join(sorted(machines))]
@@ -916,6 +925,13 @@ def render(runs: dict) -> str:
         lines += commands
     lines += ["```"]
     return "\n".join(lines)
+
+
+def _others(cores: dict) -> str:
+    """Other work of a window: normal priority / niced (older runs: all of it / -)."""
+    if "other, normal priority" in cores:
+        return f"{_fmt(cores['other, normal priority'], 2)} / {_fmt(cores['other, niced'], 2)}"
+    return f"{_fmt(cores.get('other processes'), 2)} / -"
 
 
 def machine_text() -> str:
@@ -1023,7 +1039,7 @@ def main(argv=None) -> int:
                     after = usage_snapshot()
                 cores = window_cores(before, after, {"benchmark": [os.getpid()]})
                 cost["cores"] = cores
-                cost["other_processes_cores"] = cores["other processes"]
+                cost["other_processes_cores"] = cores["other, normal priority"]
                 cost["loadavg_1min_at_start"] = round(load[0], 2)
                 cost["paused_processes"] = len(paused)
                 cost["vtest"] = cost_vtest
@@ -1036,7 +1052,7 @@ def main(argv=None) -> int:
     finally:
         node.close()
     def busy(result):
-        return result["cores"]["other processes"]
+        return result["cores"]["other, normal priority"]
 
     if {"vtest", "speed"} & set(parts):
         listener = Listener()

@@ -175,16 +175,19 @@ def test_quietest_measures_again_while_busy_and_keeps_the_quietest(monkeypatch):
 
 
 def test_split_cores_counts_what_exited_inside_the_window_as_other():
-    c = cr.split_cores(system_busy=30.0, steal=1.0, groups={"node": 12.0, "benchmark": 1.0}, children=2.0,
-                       wall=10.0)
-    assert c == {"node": 1.2, "benchmark": 0.1, "reaped children": 0.2, "other processes": 1.5, "steal": 0.1}
+    c = cr.split_cores(system_busy=30.0, niced=4.0, steal=1.0, groups={"node": 12.0, "benchmark": 1.0},
+                       children=2.0, wall=10.0)
+    assert c == {"node": 1.2, "benchmark": 0.1, "reaped children": 0.2, "other processes": 1.5,
+                 "other, niced": 0.4, "other, normal priority": 1.1, "steal": 0.1}
     # rounding of the tick counters never gives negative other work
-    assert cr.split_cores(1.0, 0.0, {"node": 1.01}, 0.0, 1.0)["other processes"] == 0.0
+    c = cr.split_cores(1.0, 0.5, 0.0, {"node": 1.01}, 0.0, 1.0)
+    assert c["other processes"] == 0.0 and c["other, niced"] == 0.0 and c["other, normal priority"] == 0.0
+    assert cr._others(c) == "0.00 / 0.00" and cr._others({"other processes": 0.5}) == "0.50 / -"
 
 
 def test_system_cpu_seconds_grow():
-    busy, steal = cr.system_cpu_seconds()
-    assert busy > 0 and steal >= 0
+    busy, niced, steal = cr.system_cpu_seconds()
+    assert busy > 0 and 0 <= niced <= busy and steal >= 0
     snap = cr.usage_snapshot()
     assert set(snap) == {"t", "procs", "system", "children"}
 

@@ -106,12 +106,13 @@ def test_find_pids_never_matches_itself():
 
 def test_profile_summary_splits_the_worker_time():
     run = _load("run")
-    worker = "_work (lapx_ros/ros/node.py:1);_process (lapx_ros/ros/node.py:2)"
+    # the node's worker thread: NewestFrameWorker._run calling the node's _process
+    worker = "_run (lapx_ros/runtime/frames.py:1);_process (lapx_ros/ros/node.py:2)"
     text = "\n".join([
         f"thread (0x1);{worker};__call__ (lapx_ros/runtime/estimator.py:3);infer (lapx_ros/runtime/engine.py:4);"
         "_run (lapx_ros/runtime/engine.py:5) 30",
         f"thread (0x1);{worker};__call__ (lapx_ros/runtime/preprocess.py:6) 10",
-        "thread (0x1);_work (lapx_ros/ros/node.py:1);wait (threading.py:7) 60",
+        "thread (0x1);_run (lapx_ros/runtime/frames.py:1);wait (threading.py:7) 60",
         "thread (0x2);spin (rclpy/executors.py:8);_take_subscription (rclpy/executors.py:9) 4",
     ])
     prof = run.summarize_profile(text, rate=100, frames=10, seconds=1.0)

@@ -100,3 +100,32 @@ def test_worker_reports_a_waiting_frame():
         release.set()
     finally:
         worker.stop()
+
+
+class PeakEngine(Engine):
+    """Every joint peaks at the crop's centre with confidence ``value``."""
+
+    name = description = "peak"
+
+    def __init__(self, value: float):
+        super().__init__("peak.onnx", META)
+        self.value, self.calls = value, 0
+
+    def _run(self, batch):
+        self.calls += 1
+        out = np.zeros((batch.shape[0],) + self.output_shape, np.float32)
+        k, h, w = self.output_shape
+        out[:, :, h // 2, w // 2] = self.value
+        return out
+
+
+def test_followed_person_is_kept_down_to_the_keep_threshold_without_a_search():
+    engine = PeakEngine(0.6)
+    cfg = NodeConfig(mode="single", search_passes=3, person_threshold=0.3, person_keep_margin=0.1)
+    pipe = PosePipeline(PoseEstimator(engine), pipeline_config(cfg))
+    assert len(pipe.process(FRAME, 0.0)) == 1  # found by a search
+    engine.value, engine.calls = 0.25, 0  # a dip below person_threshold, above keep (0.2)
+    people = pipe.process(FRAME, 0.1)
+    assert engine.calls == 1 and len(people) == 1  # followed: one crop, still reported
+    engine.value, engine.calls = 0.1, 0  # below keep: lost, the whole frame is searched
+    assert pipe.process(FRAME, 0.2) == [] and engine.calls == 1 + 3

@@ -252,15 +252,15 @@ class PosePipeline:
         return boxes, seen
 
     def _single(self, frame):
-        """Follow the previous frame's person, or search the whole frame at once when
-        that person is lost. While nobody is followed, search only every
+        """Follow the previous frame's person while it stays above the keep threshold, or
+        search the whole frame at once when that person is lost. While nobody is followed, search only every
         ``search_interval`` frames and look where the last unconfirmed pose lay in
         between: its joints are the search's second pass carried to the next frame."""
         cfg = self.config
         self._frames_since_search += 1
         if self._previous:
             poses = self._estimate(frame, self._follow_boxes()[:1], cfg.box_padding)
-            if poses and poses[0].score >= cfg.person_threshold:
+            if poses and poses[0].score >= self._keep_threshold():  # hysteresis, as the tracker
                 return poses
         elif self._unconfirmed_box is not None and self._frames_since_search < cfg.search_interval:
             poses = self._estimate(frame, [self._unconfirmed_box], cfg.box_padding)

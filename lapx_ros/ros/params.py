@@ -140,7 +140,7 @@ PARAMETERS = (
           "tracking)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
     Param("person_threshold", 0.3, "mean joint confidence a new person needs to be reported "
           "(track_confirm_frames frames in a row); mode single searches the whole frame again when "
-          "the followed person falls below it", KEYPOINTS, runtime=True, min=0.0, max=1.0),
+          "the followed person falls below the keep threshold (see person_keep_margin)", KEYPOINTS, runtime=True, min=0.0, max=1.0),
     Param("person_keep_margin", 0.1, "hysteresis: a person already reported keeps being reported "
           "(same id) down to person_threshold minus this; lower frames count as missed",
           KEYPOINTS, runtime=True, min=0.0, max=1.0),

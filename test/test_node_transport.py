@@ -22,7 +22,8 @@ EXERCISE = REPO.parent / "shared" / "data" / "footage" / "exercise"
 NO_PROFILE = {"FASTRTPS_DEFAULT_PROFILES_FILE": None, "FASTDDS_BUILTIN_TRANSPORTS": None}
 LARGE_FRAMES = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO_CONFIG / "fastdds_large_frames.xml")}
 RATE = 30.0
-STARTUP_ALLOWANCE = 12  # frames a new stream may lose in its first second
+STARTUP_ALLOWANCE = 16  # frames a new stream may lose in its first half second: up to ~10 on an idle
+# machine, 14 seen at 1920x1080 reliable with both cores busy (a CI run beside a benchmark)
 
 
 @pytest.fixture(scope="module")

@@ -890,7 +890,8 @@ def render(runs: dict) -> str:
                   "(competing with the measurement) and niced work (niceness > 0, which mostly takes what "
                   "the measured processes leave idle). Before each window the script waits for the "
                   "normal-priority rest of the machine to fall below 0.25 cores; a window above that is "
-                  "measured again (up to twice) and the quietest kept.", "",
+                  "measured again (up to twice) and the quietest kept. ('x / -': a run measured before that split, "
+                  "x = all other work.)", "",
                   "| run | frames | node: processed / sent (stale) | rate Hz | latency p50 / p95 / max ms | "
                   "people per frame | other work, cores: normal priority / niced (load avg at start) |", "|---|---|---|---|---|---|---|"]
         for label in speed_runs:
@@ -923,6 +924,8 @@ def render(runs: dict) -> str:
         if where:  # how the checkout was made
             lines.append(f"git worktree add {where.group(1)} {runs[label].get('source', {}).get('commit', 'COMMIT')}")
         lines += commands
+    head = lines.index("```sh") + 1
+    lines[head:] = list(dict.fromkeys(lines[head:]))  # a worktree made once serves every run on it
     lines += ["```"]
     return "\n".join(lines)
 

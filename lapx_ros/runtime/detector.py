@@ -28,9 +28,9 @@ from lapx_ros.runtime.engine import (
     ModelError,
     check_file,
     import_openvino,
+    load_with_fallback,
     onnxruntime_session,
     onnxruntime_shapes,
-    openvino_available,
     openvino_config,
     openvino_read_model,
     openvino_shapes,
@@ -410,27 +410,14 @@ class MoveNetDetector:
         self._net = self._load(path, backend, threads, precision, log)
 
     def _load(self, path, backend, threads, precision, log):
-        if backend == "openvino" and not openvino_available():
-            raise DetectorModelError(path, "backend 'openvino' requested but openvino is not installed")
-        if backend in ("auto", "openvino") and openvino_available():
-            try:
-                net = _OpenVinoNet(path, threads, precision)
-                self._net = net
-                self._dry_run()
-                return net
-            except DetectorModelError as exc:
-                if backend == "openvino" or not exc.problem.startswith("not a loadable"):
-                    raise
-                reason = exc.problem
-            except Exception as exc:  # OpenVINO could not compile or run it
-                if backend == "openvino":
-                    raise DetectorModelError(path, f"openvino cannot run it: {exc}") from None
-                reason = str(exc)
-            if log:
-                log(f"openvino cannot use detector {path!r} ({reason}); trying onnxruntime")
-        self._net = _OrtNet(path, threads)
-        self._dry_run()
-        return self._net
+        def checked(net):
+            self._net = net
+            self._dry_run()
+            return net
+
+        return load_with_fallback(path, backend, lambda: checked(_OpenVinoNet(path, threads, precision)),
+                                  lambda: checked(_OrtNet(path, threads)), log,
+                                  error=DetectorModelError, what="detector ")
 
     def _dry_run(self) -> None:
         """One run on a black frame, so that a wrong file fails at load time."""

@@ -272,26 +272,37 @@ def create_engine(path: str, backend: str = "auto", threads: int = 2,
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     check_file(path)
+
+    def checked(engine: Engine) -> Engine:
+        engine.check()
+        return engine
+
+    return load_with_fallback(path, backend, lambda: checked(OpenVinoEngine(path, threads, precision)),
+                              lambda: checked(OnnxRuntimeEngine(path, threads)), log)
+
+
+def load_with_fallback(path: str, backend: str, load_openvino, load_onnxruntime, log=None,
+                       error=ModelError, what: str = ""):
+    """The backend choice every network of the package shares: OpenVINO when asked or, for
+    ``auto``, when installed; ``auto`` falls back to ONNX Runtime (said through ``log``) when
+    OpenVINO cannot read, compile or run the file, while a file wrong in itself
+    (a ``error`` other than "not a loadable ...") is refused whatever the backend."""
     if backend == "openvino" and not openvino_available():
-        raise ModelError(path, "backend 'openvino' requested but openvino is not installed")
+        raise error(path, "backend 'openvino' requested but openvino is not installed")
     if backend in ("auto", "openvino") and openvino_available():
         try:
-            engine = OpenVinoEngine(path, threads, precision)
-            engine.check()
-            return engine
+            return load_openvino()
         except ModelError as exc:
             if backend == "openvino" or not exc.problem.startswith("not a loadable"):
                 raise
             reason = exc.problem
         except Exception as exc:  # OpenVINO could not compile or run it
             if backend == "openvino":
-                raise ModelError(path, f"openvino cannot run it: {exc}") from None
+                raise error(path, f"openvino cannot run it: {exc}") from None
             reason = str(exc)
         if log:
-            log(f"openvino cannot use {path!r} ({reason}); trying onnxruntime")
-    engine = OnnxRuntimeEngine(path, threads)
-    engine.check()
-    return engine
+            log(f"openvino cannot use {what}{path!r} ({reason}); trying onnxruntime")
+    return load_onnxruntime()
 
 
 def default_model_path() -> str:

@@ -435,6 +435,11 @@ def machine_info() -> dict:
         info["hypervisor"] = "hypervisor" in have
     except OSError:
         pass
+    # an instruction-set cap for oneDNN (OpenVINO's CPU plugin, PyTorch): an AVX-512 machine
+    # measuring the AVX2 path
+    info["isa_cap"] = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    if os.environ.get("ATEN_CPU_CAPABILITY"):
+        info["aten_cpu_capability"] = os.environ["ATEN_CPU_CAPABILITY"]
     try:
         with open("/proc/meminfo") as f:
             total = int(f.readline().split()[1])

@@ -62,9 +62,13 @@ SETTING_SCENARIOS = {"openvino_full_search": ("1_person",)}  # settings that mat
 DEFAULT_BACKEND = "openvino"
 
 
-def cpu_class(flags) -> str:
-    """The kind of CPU the figures belong to, by the instruction sets the engines use."""
+def cpu_class(flags, isa_cap: str = "") -> str:
+    """The kind of CPU the figures belong to, by the instruction sets the engines use.
+    ``isa_cap``: ONEDNN_MAX_CPU_ISA of the run, which OpenVINO (and PyTorch's oneDNN)
+    honour and ONNX Runtime and MediaPipe do not (they pick their kernels from cpuid)."""
     flags = set(flags)
+    if isa_cap.upper() == "AVX2" and "avx512f" in flags:
+        return "AVX-512 CPU capped to AVX2 (OpenVINO and PyTorch only)"
     if {"avx512_bf16", "amx_bf16"} & flags:
         return "AVX-512 with bf16/AMX"
     if "avx512f" in flags:
@@ -494,7 +498,8 @@ def backend_line(proc: Proc) -> str:
 # ----------------------------------------------------------------------- summary
 def aggregate(raw: dict, model: dict, args, pauser) -> dict:
     mo = raw.get("model_only") or {}
-    out = {"machine": raw["machine"], "cpu_class": cpu_class(raw["machine"].get("cpu_flags", [])),
+    out = {"machine": raw["machine"], "cpu_class": cpu_class(raw["machine"].get("cpu_flags", []),
+                                                          raw["machine"].get("isa_cap", "")),
            "default_backend": args.default_backend, "commit": bt.git_commit(REPO),
            "date": time.strftime("%Y-%m-%d"), "versions": raw["versions"], "model": model["info"],
            "settings": {"threads": args.threads, "repeats": args.repeats, "window_s": args.duration,
@@ -628,6 +633,11 @@ def render_markdown(out: dict) -> str:
              f"- CPU: {m.get('cpu_model')} ({m.get('cpus')} cores{', VM' if m.get('hypervisor') else ''}; "
              f"{', '.join(m.get('cpu_flags', []))}), {m.get('memory_gb')} GB RAM; {m.get('platform')}; "
              f"Python {m.get('python')}",
+             *([f"- Instruction sets capped: ONEDNN_MAX_CPU_ISA={m['isa_cap']}"
+                + (f", ATEN_CPU_CAPABILITY={m['aten_cpu_capability']}" if m.get('aten_cpu_capability') else "")
+                + " (OpenVINO's CPU plugin and PyTorch honour the cap; ONNX Runtime's MLAS and "
+                "MediaPipe's XNNPACK choose their kernels from cpuid and still use AVX-512)"]
+               if m.get("isa_cap") else []),
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items() if v),
              f"- Model: `{out['model'].get('file')}` ({out['model'].get('origin')}), "
              f"{out['model'].get('layout')} {out['model'].get('joints')} joints, input {out['model'].get('input')}, "

@@ -264,7 +264,7 @@ def _fmt(v, digits: int = 3) -> str:
 def checkout_facts(source: Path) -> dict:
     def git(*args):
         r = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else ""
+        return r.stdout.rstrip() if r.returncode == 0 else ""  # porcelain lines start with a space
 
     dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s")[:100],

@@ -64,11 +64,12 @@ DEFAULT_BACKEND = "openvino"
 
 def cpu_class(flags, isa_cap: str = "") -> str:
     """The kind of CPU the figures belong to, by the instruction sets the engines use.
-    ``isa_cap``: ONEDNN_MAX_CPU_ISA of the run, which OpenVINO (and PyTorch's oneDNN)
-    honour and ONNX Runtime and MediaPipe do not (they pick their kernels from cpuid)."""
+    ``isa_cap``: ONEDNN_MAX_CPU_ISA of the run. It caps oneDNN's primitives only (in
+    OpenVINO and PyTorch), not OpenVINO's own JIT kernels, ONNX Runtime or MediaPipe: such a
+    run is labelled apart, never taken for an AVX2 machine's."""
     flags = set(flags)
     if isa_cap.upper() == "AVX2" and "avx512f" in flags:
-        return "AVX-512 CPU capped to AVX2 (OpenVINO and PyTorch only)"
+        return "AVX-512 CPU with oneDNN capped to AVX2 (partly AVX-512 still)"
     if {"avx512_bf16", "amx_bf16"} & flags:
         return "AVX-512 with bf16/AMX"
     if "avx512f" in flags:
@@ -635,8 +636,9 @@ def render_markdown(out: dict) -> str:
              f"Python {m.get('python')}",
              *([f"- Instruction sets capped: ONEDNN_MAX_CPU_ISA={m['isa_cap']}"
                 + (f", ATEN_CPU_CAPABILITY={m['aten_cpu_capability']}" if m.get('aten_cpu_capability') else "")
-                + " (OpenVINO's CPU plugin and PyTorch honour the cap; ONNX Runtime's MLAS and "
-                "MediaPipe's XNNPACK choose their kernels from cpuid and still use AVX-512)"]
+                + " (oneDNN's primitives in OpenVINO and PyTorch honour it; OpenVINO's own JIT "
+                "kernels, ONNX Runtime's MLAS and MediaPipe's XNNPACK choose theirs from cpuid and "
+                "still use AVX-512: not the figures of an AVX2 machine)"]
                if m.get("isa_cap") else []),
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items() if v),
              f"- Model: `{out['model'].get('file')}` ({out['model'].get('origin')}), "

@@ -3,10 +3,16 @@
 The exported graph returns only the last stage's heatmaps, has a dynamic batch axis and
 carries ``ModelMetadata`` in its metadata. Before the file is written, ONNX Runtime's
 output on real crops is compared with PyTorch's; a disagreeing export is refused.
+
+``--average-with`` and ``--mirror`` build the accurate preset's file: several networks of
+the same joints and input, each run on the crop and on its mirror image, their heatmaps
+averaged inside the graph, so the node runs it like any other file (at that many times
+the cost).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -35,6 +41,33 @@ def read_onnx_metadata(path) -> ModelMetadata:
         return ModelMetadata.from_json(props[METADATA_KEY])
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def averaged_network(networks, meta: ModelMetadata, mirror: bool):
+    """One module whose heatmaps are the mean of ``networks``' (and, with ``mirror``, of
+    their heatmaps on the mirrored crop, flipped back with left and right swapped)."""
+    import torch
+
+    perm = list(range(meta.num_joints))
+    for a, b in meta.flip_pairs:
+        perm[a], perm[b] = b, a
+
+    class AveragedHeatmaps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.networks = torch.nn.ModuleList(networks)
+            self.register_buffer("swap", torch.tensor(perm), persistent=False)
+
+        def forward(self, x):
+            n = x.shape[0]
+            if mirror:
+                x = torch.cat([x, x.flip(3)])
+            heatmaps = torch.stack([net(x) for net in self.networks]).mean(0)
+            if mirror:
+                heatmaps = 0.5 * (heatmaps[:n] + heatmaps[n:].index_select(1, self.swap).flip(3))
+            return heatmaps
+
+    return AveragedHeatmaps().eval()
 
 
 def export_onnx(model, meta: ModelMetadata, path) -> None:
@@ -126,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-3, help="max abs heatmap difference allowed")
     p.add_argument("--int8", metavar="FILE", help="also write a static int8 (QDQ) model here")
     p.add_argument("--calibration-crops", type=int, default=64)
+    p.add_argument("--average-with", action="append", default=[], metavar="CHECKPOINT",
+                   help="also run this checkpoint's network (same joints and input) and average "
+                        "the heatmaps in the graph; repeatable")
+    p.add_argument("--mirror", action="store_true",
+                   help="also run the mirrored crop in the graph and average (flip test inside the file)")
     return p
 
 
@@ -136,6 +174,19 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     model, state = load_model(args.checkpoint)
     meta = ModelMetadata.from_json(state["metadata"])
+    if args.average_with or args.mirror:
+        networks = [model]
+        for other in args.average_with:
+            net, other_state = load_model(other)
+            other_meta = ModelMetadata.from_json(other_state["metadata"])
+            if (other_meta.joint_names, other_meta.input_height, other_meta.input_width) != (
+                    meta.joint_names, meta.input_height, meta.input_width):
+                print(f"{other}: other joints or input size than {args.checkpoint}", file=sys.stderr)
+                return 2
+            networks.append(net)
+        model = averaged_network(networks, meta, args.mirror)
+        meta = dataclasses.replace(meta, extra={**meta.extra, "networks_averaged": len(networks),
+                                                "mirror_averaged": bool(args.mirror)})
     crops = real_crops(meta, args.lsp_images, args.lsp_joints, parse_range(args.crops_range), args.crops)
     output = Path(args.output)
     with tempfile.TemporaryDirectory() as tmp:

@@ -218,3 +218,53 @@ def test_nonlocal_schedule_freezes_then_ramps_then_learns():
         block.gamma.fill_(0.33)
     step(4.0)
     assert block.gamma.item() == pytest.approx(0.33) and block.gamma.grad is not None
+
+
+def test_averaged_network_is_the_mean_over_networks_and_the_mirror():
+    import torch
+
+    from lapx_ros.export import averaged_network
+    from lapx_ros.heatmaps import flip_heatmaps
+    from lapx_ros.metadata import ModelMetadata
+
+    torch.manual_seed(0)
+    config = LapxConfig(num_joints=16, num_stages=1, channels=16, nonlocal_stages=())
+    nets = [LapxNet(config).eval(), LapxNet(config).eval()]
+    meta = ModelMetadata.for_layout(MPII_16, 64, 64)
+    x = torch.rand(3, 3, 64, 64)
+    with torch.inference_mode():
+        plain = averaged_network(nets, meta, mirror=False)(x).numpy()
+        mirrored = averaged_network(nets, meta, mirror=True)(x).numpy()
+        each = [n(x).numpy() for n in nets]
+        each_flipped = [n(x.flip(3)).numpy() for n in nets]
+    perm = list(range(16))
+    for a, b in MPII_16.flip_pairs:
+        perm[a], perm[b] = b, a
+    assert plain.shape == (3, 16, 16, 16)
+    np.testing.assert_allclose(plain, np.mean(each, axis=0), atol=1e-5)
+    expected = 0.5 * (np.mean(each, axis=0) + flip_heatmaps(np.mean(each_flipped, axis=0), perm))
+    np.testing.assert_allclose(mirrored, expected, atol=1e-5)
+
+
+def test_export_averages_checkpoints_and_the_mirror_in_one_file(tmp_path, lsp, capsys):
+    runs = []
+    for seed in (0, 1):
+        out = tmp_path / f"run{seed}"
+        assert train_cli.main(lsp + TINY + ["--train-range", "1-8", "--val-range", "9001-9002", "--out", str(out),
+                                            "--epochs", "1", "--seed", str(seed)]) == 0
+        runs.append(out / "last.pt")
+    path = tmp_path / "accurate.onnx"
+    assert export_cli.main([str(runs[0]), str(path), "--average-with", str(runs[1]), "--mirror",
+                            "--crops", "4"] + lsp) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[0])["verification"]
+    assert report["ok"], report
+    meta = read_onnx_metadata(path)
+    assert meta.extra["networks_averaged"] == 2 and meta.extra["mirror_averaged"] is True
+    # a network of other joints or input cannot be averaged in
+    other = tmp_path / "other"
+    assert train_cli.main(lsp + TINY[:-6] + ["--input-size", "128", "--batch-size", "8", "--threads", "2",
+                                             "--train-range", "1-8", "--val-range", "9001-9002",
+                                             "--out", str(other), "--epochs", "1"]) == 0
+    assert export_cli.main([str(runs[0]), str(tmp_path / "bad.onnx"), "--average-with", str(other / "last.pt"),
+                            "--crops", "2"] + lsp) == 2
+    assert not (tmp_path / "bad.onnx").exists()

@@ -28,6 +28,7 @@ OVERRIDES = {
     "camera_info_topic": "sensor_msgs/CameraInfo topic",
     "qos_reliability": "auto | reliable | best_effort",
     "model_path": "ONNX model",
+    "model_preset": "default | accurate: the shipped model used when model_path is empty",
     "backend": "auto | onnxruntime | openvino",
     "mode": "single | boxes | detector",
     "detector": "movenet | hog (mode detector)",

@@ -26,8 +26,8 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJ
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-FORWARDED = ("namespace", "input_transport", "model_path", "backend", "mode", "large_frames",
-             "use_sim_time")
+FORWARDED = ("namespace", "input_transport", "model_path", "model_preset", "backend", "mode",
+             "large_frames", "use_sim_time")
 # realsense2_camera 4.x names its topics under its node name: <namespace>/camera/...
 REALSENSE_COLOUR = "camera/color/image_raw"
 REALSENSE_DEPTH = "camera/aligned_depth_to_color/image_raw"
@@ -56,6 +56,7 @@ def generate_launch_description():
         # empty = the params file's value (lapx.launch.py)
         DeclareLaunchArgument("input_transport", default_value=""),
         DeclareLaunchArgument("model_path", default_value=""),
+        DeclareLaunchArgument("model_preset", default_value="", description="default | accurate"),
         DeclareLaunchArgument("backend", default_value=""),
         DeclareLaunchArgument("mode", default_value=""),
         DeclareLaunchArgument("use_sim_time", default_value=""),

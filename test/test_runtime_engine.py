@@ -105,3 +105,17 @@ def test_openvino_imported_without_its_converter_which_stays_importable():
             "assert OPENVINO_CONVERTER not in sys.modules\n"
             "from openvino.tools.ovc import convert_model\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_model_presets_name_the_shipped_files(tmp_path, monkeypatch):
+    from lapx_ros.runtime import engine
+
+    default = engine.default_model_path()
+    assert Path(default).name == engine.MODEL_PRESETS["default"] and Path(default).is_file()
+    accurate = engine.default_model_path("accurate")  # "" only where that file is not shipped
+    assert accurate == "" or Path(accurate).name == engine.MODEL_PRESETS["accurate"]
+    with pytest.raises(ValueError, match="model preset must be one of"):
+        engine.default_model_path("fastest")
+    # found by its own name, never another file of the folder
+    monkeypatch.setattr(engine, "MODEL_PRESETS", {"default": "not_shipped.onnx"})
+    assert engine.default_model_path() == ""

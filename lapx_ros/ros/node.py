@@ -217,10 +217,10 @@ class PoseNode(LifecycleNode):
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         cfg = self.config
-        path = cfg.model_path or default_model_path()
+        path = cfg.model_path or default_model_path(cfg.model_preset)
         fallbacks: list[str] = []  # logged with the outcome, so retries on one problem stay quiet
         try:
-            engine = create_engine(path or "(no model file found in models/)", cfg.backend,
+            engine = create_engine(path or f"(no {cfg.model_preset} model file found in models/)", cfg.backend,
                                    cfg.threads, cfg.precision, log=fallbacks.append)
         except (ModelError, ValueError) as exc:
             problem = str(exc)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
-from lapx_ros.runtime.engine import BACKENDS, PRECISIONS
+from lapx_ros.runtime.engine import BACKENDS, MODEL_PRESETS, PRECISIONS
 from lapx_ros.runtime.estimator import MODES, PipelineConfig
 from lapx_ros.runtime.smoothing import OneEuroParams
 from lapx_ros.topdown import SEARCH_PASSES
@@ -73,8 +73,11 @@ DEPTH_TRANSPORTS = ("raw", "compressedDepth")
 
 PARAMETERS = (
     # --- model and inference (read when the node configures) ---
-    Param("model_path", "", "ONNX model file exported by lapx-export; empty = the shipped default model",
-          MODEL),
+    Param("model_path", "", "ONNX model file exported by lapx-export; empty = the shipped model of "
+          "model_preset", MODEL),
+    Param("model_preset", "default", "shipped model used when model_path is empty: default, or accurate "
+          "(several network runs averaged per crop: more accurate, several times slower; MODEL.md)",
+          MODEL, choices=tuple(MODEL_PRESETS)),
     Param("backend", "auto", "inference backend; auto = OpenVINO when installed, else ONNX Runtime",
           MODEL, choices=BACKENDS),
     Param("precision", "auto", "OpenVINO inference precision; auto = the CPU's fastest (bf16 where supported)",

@@ -305,9 +305,16 @@ def load_with_fallback(path: str, backend: str, load_openvino, load_onnxruntime,
     return load_onnxruntime()
 
 
-def default_model_path() -> str:
-    """The shipped model: ``models/*.onnx`` of a source checkout, else of the installed
-    package's share folder. Returns "" when none is found."""
+# The shipped models, by preset: the default balances speed and accuracy; the accurate
+# one averages more network runs a crop (MODEL.md) at that many times the cost.
+MODEL_PRESETS = {"default": "lapx_mpii16.onnx", "accurate": "lapx_mpii16_accurate.onnx"}
+
+
+def default_model_path(preset: str = "default") -> str:
+    """The shipped model of ``preset``: in ``models/`` of a source checkout, else of the
+    installed package's share folder. Returns "" when it is found nowhere."""
+    if preset not in MODEL_PRESETS:
+        raise ValueError(f"model preset must be one of {list(MODEL_PRESETS)}, got {preset!r}")
     package_dir = Path(__file__).resolve().parents[1]
     folders = [package_dir.parent / "models"]
     try:
@@ -318,8 +325,6 @@ def default_model_path() -> str:
         pass
     folders.append(Path(sys.prefix) / "share" / "lapx_ros" / "models")
     for folder in folders:
-        models = sorted(folder.glob("*.onnx"))
-        if models:
-            preferred = [m for m in models if "default" in m.name]
-            return str((preferred or models)[0])
+        if (folder / MODEL_PRESETS[preset]).is_file():
+            return str(folder / MODEL_PRESETS[preset])
     return ""

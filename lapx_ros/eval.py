@@ -23,6 +23,7 @@ from lapx_ros.data.lsp import load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
 from lapx_ros.evaluation import (evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, load_heatmap_fn,
                                  predict_coco, predict_in_boxes, predict_lsp, require_layout)
+from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--coco-images", help="folder of the annotation file's images")
     coco.add_argument("--coco-detections", help="COCO detection results JSON: crop these person boxes "
                                                 "instead of the labelled ones")
+    coco.add_argument("--box-padding", type=float,
+                      help=f"context kept around each person box (default: {PERSON_BOX_PADDING} for an "
+                           f"MPII-16 model, the node's box_padding default; {JOINTS_BOX_PADDING} for a "
+                           "COCO-17 model, as its training crops)"),
     coco.add_argument("--coco-min-box-score", type=float, default=0.0, help="ignore weaker detections")
     coco.add_argument("--coco-results", help="write the keypoint results JSON here")
     p.add_argument("--limit", type=int, default=0, help="MPII: first N people; COCO: first N images (0: all)")
@@ -100,6 +105,15 @@ def load_data(mode: str, args):
                             args.coco_min_box_score)
 
 
+def coco_box_padding(args, meta) -> float:
+    """--box-padding, else what suits the model: an MPII-16 model (trained on crops around
+    joints) takes a COCO person box as it is, as the node's box_padding; a COCO-17 model
+    the 1.25 its own training crops held around such boxes."""
+    if args.box_padding:
+        return args.box_padding
+    return PERSON_BOX_PADDING if tuple(meta.joint_names) == MPII_16.joint_names else JOINTS_BOX_PADDING
+
+
 def evaluate(mode: str, args, data, infer, meta) -> dict:
     progress = not args.json
     if mode == "lsp":
@@ -108,17 +122,20 @@ def evaluate(mode: str, args, data, infer, meta) -> dict:
     if mode == "mpii":
         return evaluate_mpii(infer, meta, data, args.decode, args.flip, progress)
     if tuple(meta.joint_names) == MPII_16.joint_names:
-        return evaluate_coco_limbs(infer, meta, data.coco, data.images_dir, args.decode, args.flip, progress)
-    return evaluate_coco(infer, meta, data, args.decode, args.flip, progress, args.coco_results)
+        return evaluate_coco_limbs(infer, meta, data.coco, data.images_dir, args.decode, args.flip, progress,
+                                   box_padding=coco_box_padding(args, meta))
+    return evaluate_coco(infer, meta, data, args.decode, args.flip, progress, args.coco_results,
+                         box_padding=coco_box_padding(args, meta))
 
 
-def run_settings(mode: str, args) -> dict:
+def run_settings(mode: str, args, meta) -> dict:
     """What was scored, for the JSON record beside the figures."""
     if mode == "lsp":
         return {"range": args.range, "passes": args.passes, "label_boxes": args.label_boxes}
     if mode == "mpii":
         return {"annotations": args.mpii_annotations}
-    return {"annotations": args.coco_annotations, "boxes": args.coco_detections or "ground truth"}
+    return {"annotations": args.coco_annotations, "boxes": args.coco_detections or "ground truth",
+            "box_padding": coco_box_padding(args, meta)}
 
 
 def group_by_image(paths, keypoints, confidence):
@@ -135,10 +152,10 @@ def first_images(records, count: int):
     return [r for r in records if r.image_path in keep]
 
 
-def coco_samples(data: CocoPeople, predictor: TopDownPredictor, count: int):
+def coco_samples(data: CocoPeople, predictor: TopDownPredictor, count: int, box_padding: float):
     first = list(data.boxes)[:count]
     sub = CocoPeople(data.coco, data.images_dir, first, {i: data.boxes[i] for i in first})
-    results = predict_coco(predictor, sub)
+    results = predict_coco(predictor, sub, box_padding=box_padding)
     points = np.array([r["keypoints"] for r in results], dtype=np.float64).reshape(len(results), -1, 3)
     return group_by_image([data.image_path(r["image_id"]) for r in results], points[..., :2], points[..., 2])
 
@@ -146,7 +163,8 @@ def coco_samples(data: CocoPeople, predictor: TopDownPredictor, count: int):
 def vis_samples(mode: str, args, data, infer, meta):
     """Predictions on the first ``--vis-count`` images, made again (a few images only)."""
     if mode == "coco":
-        return coco_samples(data, TopDownPredictor(infer, meta, args.decode, args.flip), args.vis_count)
+        return coco_samples(data, TopDownPredictor(infer, meta, args.decode, args.flip), args.vis_count,
+                            coco_box_padding(args, meta))
     records = first_images(data, args.vis_count)
     if mode == "lsp":
         keypoints, confidence = predict_lsp(infer, meta, records, args.passes, args.decode, args.flip)
@@ -198,7 +216,7 @@ def main(argv=None) -> int:
         print(f"lapx-eval: {exc}", file=sys.stderr)
         return 2
     result = evaluate(mode, args, data, infer, meta)
-    result.update(model=str(args.model), **run_settings(mode, args), decode=args.decode, flip=args.flip,
+    result.update(model=str(args.model), **run_settings(mode, args, meta), decode=args.decode, flip=args.flip,
                   backend=args.backend, precision=args.precision, stage=args.stage,
                   input_size=[meta.input_width, meta.input_height])
     if args.vis:

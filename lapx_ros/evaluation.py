@@ -12,7 +12,7 @@ import numpy as np
 from lapx_ros.data.coco import PERSON_CATEGORY, CocoPeople
 from lapx_ros.data.lsp import PoseRecord
 from lapx_ros.data.transforms import read_rgb
-from lapx_ros.geometry import keypoints_to_box
+from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING, keypoints_to_box
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.metrics import mpii_pckh, pck_torso, pckh
@@ -157,12 +157,13 @@ def keypoint_result(image_id: int, keypoints: np.ndarray, confidence: np.ndarray
             "keypoints": [round(float(v), 3) for v in flat], "score": box_score * joint_score}
 
 
-def predict_coco(predictor: TopDownPredictor, people: CocoPeople, progress: bool = False) -> list[dict]:
+def predict_coco(predictor: TopDownPredictor, people: CocoPeople, progress: bool = False,
+                 box_padding: float = JOINTS_BOX_PADDING) -> list[dict]:
     """COCO keypoint results for every box, all boxes of an image in one batch."""
     results = []
     for image_id in _progress(list(people.boxes), progress):
         scored = people.boxes[image_id]
-        regions = [box_region(box, predictor.aspect_ratio) for box, _ in scored]
+        regions = [box_region(box, predictor.aspect_ratio, box_padding) for box, _ in scored]
         keypoints, confidence = predictor.predict_regions(read_rgb(people.image_path(image_id)), regions)
         results += [keypoint_result(image_id, k, c, score)
                     for (_, score), k, c in zip(scored, keypoints, confidence)]
@@ -193,11 +194,14 @@ def coco_keypoint_ap(coco, results: list[dict], image_ids=None) -> dict:
 
 
 def evaluate_coco(infer: HeatmapFn, meta: ModelMetadata, people: CocoPeople, decode_method: str = "dark",
-                  flip_test: bool = False, progress: bool = False, results_file=None) -> dict:
-    """COCO OKS AP/AR of top-down predictions in the given (labelled or detected) boxes;
-    the keypoint results are written to ``results_file`` when given."""
+                  flip_test: bool = False, progress: bool = False, results_file=None,
+                  box_padding: float = JOINTS_BOX_PADDING) -> dict:
+    """COCO OKS AP/AR of a COCO-17 model's predictions in the given (labelled or detected)
+    boxes, each grown by ``box_padding`` (1.25: what its training crops held around a COCO
+    box); the keypoint results are written to ``results_file``."""
     require_layout(meta, COCO_17, "COCO")
-    results = predict_coco(TopDownPredictor(infer, meta, decode_method, flip_test), people, progress)
+    results = predict_coco(TopDownPredictor(infer, meta, decode_method, flip_test), people, progress,
+                           box_padding)
     if results_file is not None:
         Path(results_file).write_text(json.dumps(results))
     return {**coco_keypoint_ap(people.coco, results, people.image_ids), "images": len(people.image_ids),
@@ -265,8 +269,10 @@ def score_coco_limbs(coco, annotations: list[dict], pred17: np.ndarray, threshol
 
 def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir, decode_method: str = "dark",
                         flip_test: bool = False, progress: bool = False,
-                        min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS) -> dict:
-    """An MPII-16 model on COCO people, one crop per labelled box (the node's boxes path):
+                        min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS,
+                        box_padding: float = PERSON_BOX_PADDING) -> dict:
+    """An MPII-16 model on COCO people, one crop per labelled box grown by ``box_padding``
+    (the node's boxes path and its default box_padding):
     OKS-PCK@0.5 of the 12 limb joints on people with ``min_keypoints`` labelled keypoints,
     and COCO keypoint AP/AR on those joints over all labelled people."""
     from lapx_ros.data.coco import _clipped_box, _image_path, person_annotations
@@ -282,7 +288,8 @@ def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir,
     results = []
     for image_id in _progress(sorted(by_image), progress):
         anns = by_image[image_id]
-        regions = [box_region(_clipped_box(coco, image_id, a["bbox"]), predictor.aspect_ratio) for a in anns]
+        regions = [box_region(_clipped_box(coco, image_id, a["bbox"]), predictor.aspect_ratio, box_padding)
+                   for a in anns]
         keypoints, confidence = predictor.predict_regions(read_rgb(_image_path(coco, image_id, Path(images_dir))),
                                                           regions)
         for ann, k, c in zip(anns, keypoints, confidence):

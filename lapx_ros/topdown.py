@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lapx_ros.geometry import (DEFAULT_BOX_PADDING, apply_affine, box_to_center_size, invert_affine,
+from lapx_ros.geometry import (JOINTS_BOX_PADDING, apply_affine, box_to_center_size, invert_affine,
                                keypoints_to_box)
 from lapx_ros.heatmaps import decode, flip_heatmaps, from_heatmap_coords
 from lapx_ros.metadata import ModelMetadata
@@ -34,9 +34,10 @@ def whole_frame_region(image_shape, aspect_ratio: float) -> Region:
     return center, size, 0.0
 
 
-def box_region(box, aspect_ratio: float) -> Region:
-    """The padded crop around a person box (x0, y0, x1, y1), as top-down benchmarks crop."""
-    center, size = box_to_center_size(box, aspect_ratio)
+def box_region(box, aspect_ratio: float, padding: float = JOINTS_BOX_PADDING) -> Region:
+    """The crop around a box (x0, y0, x1, y1) grown by ``padding``: the joints' box by
+    default; a person's own box takes PERSON_BOX_PADDING."""
+    center, size = box_to_center_size(box, aspect_ratio, padding)
     return center, size, 0.0
 
 
@@ -80,7 +81,7 @@ class TopDownPredictor:
 
     def region_from_keypoints(self, keypoints: np.ndarray, confidence: np.ndarray,
                               min_confidence: float = 0.2,
-                              padding: float = DEFAULT_BOX_PADDING) -> Region | None:
+                              padding: float = JOINTS_BOX_PADDING) -> Region | None:
         """The crop around confident keypoints, or None when too few are confident."""
         confident = confidence >= min_confidence
         if confident.sum() < MIN_SEEN_JOINTS:
@@ -90,7 +91,7 @@ class TopDownPredictor:
         return center, size, 0.0
 
     def estimate_single(self, image: np.ndarray, passes: int = SEARCH_PASSES, min_confidence: float = 0.0,
-                        padding: float = DEFAULT_BOX_PADDING, decode_method: str | None = None,
+                        padding: float = JOINTS_BOX_PADDING, decode_method: str | None = None,
                         more_passes=None):
         """One person: whole frame first, then ``passes - 1`` refinements on a crop
         around the previous pass's keypoints with at least ``min_confidence``. The node

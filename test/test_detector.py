@@ -32,7 +32,7 @@ from lapx_ros.runtime.detector import (
     movenet_input_shape,
     update_person_detector,
 )
-from lapx_ros.geometry import box_to_center_size
+from lapx_ros.geometry import JOINTS_BOX_PADDING, box_to_center_size
 from lapx_ros.runtime.tracking import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
@@ -272,10 +272,10 @@ def test_pipeline_takes_movenet_detections(fake_movenet, tmp_path):
     frame = np.stack([_x % 256, _y % 256, (_x + _y) % 256], axis=-1).astype(np.uint8)
     poses = pipe.process(frame, 0.0)
     assert len(poses) == 1
-    # the crop is the detected box (320, 120, 480, 360) grown by box_padding, squared
+    # the crop is the detected box (320, 120, 480, 360) grown by the joints' padding, squared
     centre, size = box_to_center_size(det(frame).boxes[0], 1.0, 1.0)
     assert (np.abs(poses[0].keypoints - centre) <= size / 2 + 1e-6).all()
-    assert size[0] == pytest.approx(240 * cfg.box_padding)
+    assert size[0] == pytest.approx(240 * JOINTS_BOX_PADDING)
 
 
 # ------------------------------------------------------------- the real converted file

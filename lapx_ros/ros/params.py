@@ -17,6 +17,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from lapx_ros.geometry import JOINTS_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
 from lapx_ros.runtime.engine import BACKENDS, MODEL_PRESETS, PRECISIONS
@@ -80,7 +81,8 @@ PARAMETERS = (
           MODEL, choices=tuple(MODEL_PRESETS)),
     Param("backend", "auto", "inference backend; auto = OpenVINO when installed, else ONNX Runtime",
           MODEL, choices=BACKENDS),
-    Param("precision", "auto", "OpenVINO inference precision; auto = the CPU's fastest (bf16 where supported)",
+    Param("precision", "auto", "OpenVINO inference precision of the pose network; auto = the CPU's "
+          "fastest (bf16 where supported); the built-in detector always runs f32",
           MODEL, choices=PRECISIONS),
     Param("threads", 2, "CPU threads for inference", MODEL, min=1, max=64),
     Param("autostart", True, "configure and activate without an external lifecycle manager", MODEL),
@@ -158,8 +160,9 @@ PARAMETERS = (
           "the stream frames; the next frame's crop around the joints found refines instead. "
           "= search_passes: every search runs in full (the same result at any frame rate)",
           KEYPOINTS, runtime=True, min=1, max=5),
-    Param("box_padding", 1.25, "context kept around a person box when cropping", KEYPOINTS,
-          runtime=True, min=1.0, max=3.0),
+    Param("box_padding", 1.0, "mode boxes: context kept around each person box received when cropping "
+          "(1 = the box itself, which scored best on COCO people; the crops that follow a person's "
+          "joints keep 1.25 around them)", KEYPOINTS, runtime=True, min=1.0, max=3.0),
     Param("decode", "dark", "heatmap peak decoding (as lapx-eval)", KEYPOINTS, runtime=True,
           choices=DECODE_METHODS),
     Param("flip_test", False, "also run each crop mirrored and average the heatmaps: more accurate "
@@ -250,12 +253,12 @@ def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
 
 def detector_settings(cfg: NodeConfig) -> DetectorSettings:
     """The built-in detector's settings from the detector_* parameters (and the engine's
-    backend and precision). MoveNet's boxes hug the keypoints: they are grown by
-    box_padding, the context a followed person's crop gets, since the pipeline crops
+    backend; it runs f32 whatever the pose network's precision, see DetectorSettings). MoveNet's boxes hug the keypoints: they are grown by
+    JOINTS_BOX_PADDING, the context a followed person's crop gets, since the pipeline crops
     detector boxes as they are."""
     return DetectorSettings(kind=cfg.detector, model=cfg.detector_model, input_size=cfg.detector_input_size,
                             threshold=cfg.detector_threshold, threads=cfg.detector_threads,
-                            backend=cfg.backend, precision=cfg.precision, box_scale=cfg.box_padding,
+                            backend=cfg.backend, box_scale=JOINTS_BOX_PADDING,
                             hog_scale=cfg.detector_scale, hog_threshold=cfg.detector_hog_threshold)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lapx_ros.geometry import box_to_center_size, keypoints_to_box
+from lapx_ros.geometry import JOINTS_BOX_PADDING, box_to_center_size, keypoints_to_box
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou, box_size, keypoint_similarity
@@ -70,7 +70,7 @@ class PipelineConfig:
     search_interval: int  # frames between whole-frame searches while nobody is followed
     search_passes: int  # network calls of a whole-frame search
     search_passes_when_busy: int  # of those, the ones run when a newer frame already waits
-    box_padding: float  # context around a person box
+    box_padding: float  # context around a person box from another node (crops of joints keep JOINTS_BOX_PADDING)
     decode: str
     flip_test: bool  # average with the mirrored crop: more accurate, twice the network calls
     detector_interval: int  # frames between detector runs
@@ -259,11 +259,11 @@ class PosePipeline:
         cfg = self.config
         self._frames_since_search += 1
         if self._previous:
-            poses = self._estimate(frame, self._follow_boxes()[:1], cfg.box_padding)
+            poses = self._estimate(frame, self._follow_boxes()[:1], JOINTS_BOX_PADDING)
             if poses and poses[0].score >= self._keep_threshold():  # hysteresis, as the tracker
                 return poses
         elif self._unconfirmed_box is not None and self._frames_since_search < cfg.search_interval:
-            poses = self._estimate(frame, [self._unconfirmed_box], cfg.box_padding)
+            poses = self._estimate(frame, [self._unconfirmed_box], JOINTS_BOX_PADDING)
             self._remember_unconfirmed(poses[0])
             return poses
         poses = self._search_whole_frame(frame)
@@ -289,7 +289,7 @@ class PosePipeline:
             return done < busy_passes or not self.newer_frame_waiting()
 
         keypoints, confidences = self.estimator.predictor.estimate_single(
-            frame, passes=cfg.search_passes, padding=cfg.box_padding, decode_method=cfg.decode,
+            frame, passes=cfg.search_passes, padding=JOINTS_BOX_PADDING, decode_method=cfg.decode,
             more_passes=more_passes)
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
@@ -311,12 +311,13 @@ class PosePipeline:
                 if found is not None:
                     boxes, box_scores = found
         if boxes is None:
-            return self._estimate(frame, followed, cfg.box_padding)
+            return self._estimate(frame, followed, JOINTS_BOX_PADDING)
         scores = np.ones(len(boxes)) if box_scores is None else box_scores
         boxes, scores, _ = sanitize_boxes(boxes, scores, w, h)
         boxes = list(boxes[np.argsort(-scores)][:cfg.max_people])
-        # Detector boxes are already loose around the person; boxes from another node
-        # are treated like person boxes and padded.
+        # The built-in detector's boxes are already loose around the person (MoveNet's
+        # are grown around its keypoints, HOG's windows hold margins); boxes from another
+        # node are person boxes, grown by box_padding.
         paddings = [1.0 if cfg.mode == "detector" else cfg.box_padding] * len(boxes)
         if cfg.mode == "detector":
             # People followed from the previous frame keep their crop, centred on where
@@ -324,7 +325,7 @@ class PosePipeline:
             # look for everyone else.
             new = self._not_followed([f for f, s in zip(followed, seen) if s], boxes)
             boxes = [boxes[i] for i in new] + followed
-            paddings = [paddings[i] for i in new] + [cfg.box_padding] * len(followed)
+            paddings = [paddings[i] for i in new] + [JOINTS_BOX_PADDING] * len(followed)
         return self._estimate(frame, boxes, paddings)
 
     @staticmethod

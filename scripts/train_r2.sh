@@ -9,7 +9,9 @@
 # The recipe's first run (peak lr 3e-4 over 24 epochs, training/r2) fell from 0.606 to 0.553
 # LSPET PCKh and 0.490 to 0.444 COCO OKS-PCK in its first two epochs (the restart shock of a
 # fresh Adam at a high rate) and would have needed about 30 hours: it was cut there. This
-# one fine-tunes at a rate near the one the weights ended at (peak 5e-5, 8 epochs).
+# one fine-tunes at a rate near the one the weights ended at (peak 5e-5, cosine to 10% over
+# 6 epochs; its first two ran on an 8-epoch schedule, so at the switch the rate stepped from
+# 0.87 to 0.78 of the peak).
 # Resumable: run it again after an interruption and it continues from training/r3/last.pt
 # (rewritten every 20 minutes and at each epoch end: the one resumable state).
 #   usage: scripts/train_r2.sh [extra lapx-train arguments; later flags win]
@@ -35,7 +37,7 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
   --coco-limbs-val-images "$DATA/coco-mini/val2017"
   --input-size "${R2_INPUT:-128}" --neighbours "${R2_NEIGHBOURS:-0.3}"
   --stages 3 --batch-size 32 --schedule cosine --lr 5e-5 --warmup-epochs 0.1 --min-lr-ratio 0.1
-  --epochs "${R2_EPOCHS:-8}" --sigma 1.5 --whole-image-prob 0.2
+  --epochs "${R2_EPOCHS:-6}" --sigma 1.5 --whole-image-prob 0.2
   --checkpoint-minutes 20 --threads 2 --seed 5)
 resume=(--init-weights "$START")
 # bfloat16 autocast where the CPU computes in it (AVX-512 BF16 / AMX: 2.1 s a batch against

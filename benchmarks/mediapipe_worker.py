@@ -1,4 +1,5 @@
-"""Benchmark worker for MediaPipe Pose "full" (model_complexity=1), run with the
+"""Benchmark worker for MediaPipe Pose ("full", model_complexity=1, unless --complexity
+says otherwise: 2 = "heavy", whose model file benchmarks/presets.py installs), run with the
 interpreter of a separate environment that has mediapipe==0.10.14 (see benchmarks/run.py).
 
 Same frames as the node: the 1-person sequence through one Pose in video mode (its own
@@ -45,6 +46,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--hold", type=int, default=15)
     p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--complexity", type=int, default=1, choices=(0, 1, 2), help="0 lite, 1 full, 2 heavy")
     args = p.parse_args()
 
     import cv2
@@ -54,7 +56,7 @@ def main() -> int:
     pose_cls = mp.solutions.pose.Pose
 
     def new_pose(static=False):
-        return pose_cls(static_image_mode=static, model_complexity=1, enable_segmentation=False,
+        return pose_cls(static_image_mode=static, model_complexity=args.complexity, enable_segmentation=False,
                         min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def run_one(n_frames, warmup=5):
@@ -102,6 +104,7 @@ def main() -> int:
         out["3_persons"].append(pct(t))
         out["found_fraction"]["3_persons"] = f
     out["version"] = mp.__version__
+    out["complexity"] = args.complexity
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Ships a training checkpoint as the default model: exports it to models/ (verified
-# against PyTorch), scores the exported file on the LSPET validation split through the
-# node's default engine, and writes the figures the model card and the tests read.
-#   usage: scripts/ship_model.sh [CHECKPOINT]
-#   (default: the final state of the last stage scripts/train_default.sh ran, its
-#   last.pt: the end of the recipe, not the epoch that happened to score highest on the
-#   validation split, so the figures written are not inflated by choosing among noisy
-#   epochs; pass a best.pt to ship that instead)
+# Ships a training checkpoint as a preset's model: exports it to models/ (verified against
+# PyTorch), scores the exported file through the node's default engine on the LSPET
+# validation split (whole image, the node's search) and on the COCO sliver's val2017
+# people (labelled boxes, the node's boxes path), and writes the figures the model card
+# and test/test_shipped_model.py read.
+#   usage: scripts/ship_model.sh [PRESET [CHECKPOINT [lapx-export flags]]]
+#   PRESET: default (models/lapx_mpii16.onnx) or accurate (models/lapx_mpii16_accurate.onnx,
+#   e.g. with --average-with OTHER.pt --mirror). CHECKPOINT defaults to the final state of
+#   the last stage scripts/train_default.sh ran, its last.pt: the end of the recipe, not
+#   the epoch that happened to score highest on the validation split.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
@@ -16,18 +18,34 @@ DEFAULT=$RUN/last.pt
 for dir in "${STAGES[@]}"; do
   [ -f "$dir/last.pt" ] && DEFAULT=$dir/last.pt
 done
-CKPT=${1:-$DEFAULT}
-NAME=lapx_mpii16
+PRESET=${1:-default}
+CKPT=${2:-$DEFAULT}
+EXPORT_FLAGS=("${@:3}")
+case "$PRESET" in
+  default) NAME=lapx_mpii16 ;;
+  accurate) NAME=lapx_mpii16_accurate ;;
+  *) echo "preset must be default or accurate, got $PRESET" >&2; exit 2 ;;
+esac
 LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
+COCO=(--coco-annotations "$DATA/coco-mini/person_keypoints_val2017.json" --coco-images "$DATA/coco-mini/val2017")
 PY=.venv/bin/python
+SUFFIX=$([ "$PRESET" = default ] || echo "_$PRESET")
 
-$PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}"
+$PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}" "${EXPORT_FLAGS[@]}"
 # The node's default path (backend auto, precision auto): figures, per-joint table, pictures.
+VIS=()
+[ "$PRESET" = default ] && VIS=(--vis docs/model/samples --vis-count 12)
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 \
-  --json-out "models/$NAME.eval.json" --vis docs/model/samples --vis-count 12 > docs/model/per_joint.txt
+  --json-out "models/$NAME.eval.json" "${VIS[@]}" > "docs/model/per_joint$SUFFIX.txt"
+$PY -m lapx_ros.eval --model "models/$NAME.onnx" "${COCO[@]}" --json-out "models/$NAME.eval_coco.json" \
+  > "docs/model/per_joint_coco$SUFFIX.txt"
 # The fixed sample whose figure test/test_shipped_model.py holds the model to.
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9100 --json \
   > "models/$NAME.eval_sample.json"
+if [ "$PRESET" != default ]; then
+  echo "shipped models/$NAME.onnx; figures in models/$NAME.eval*.json"
+  exit 0
+fi
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 --json \
   --backend onnxruntime > "docs/model/eval_onnxruntime_fp32.json"
 $PY -m lapx_ros.eval --model "$CKPT" "${LSP[@]}" --range 9001-9500 --json \

@@ -68,6 +68,15 @@ def lspet_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def coco_dir() -> Path:
+    """The COCO sliver beside the repository (shared/data/coco-mini); skips, saying so, when absent."""
+    path = SHARED_DATA / "coco-mini"
+    if not (path / "person_keypoints_val2017.json").is_file() or not (path / "val2017").is_dir():
+        pytest.skip(f"COCO sliver missing: expected person_keypoints_val2017.json and val2017/ in {path}")
+    return path
+
+
 @pytest.fixture
 def unique_topic() -> str:
     return f"/lapx_test_{uuid.uuid4().hex[:12]}/human_pose"

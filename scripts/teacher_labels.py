@@ -18,7 +18,8 @@ x, y in the source image's pixels, z (relative depth, x's scale), visibility; Na
 
     usage: python scripts/teacher_labels.py footage DATA/footage/exercise OUT.npz
            python scripts/teacher_labels.py coco ANNOTATIONS.json IMAGES_DIR OUT.npz
-    options: --complexity 2 (heavy; 1 full, 0 lite), --limit N (first N items)
+    options: --complexity 2 (heavy; 1 full, 0 lite), --limit N (first N items),
+             --padding P (coco: context around each box, 1.25)
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def padded_box(bbox, image_size, padding: float = CROP_PADDING):
     return x0, y0, x1, y1
 
 
-def label_coco(annotation_file: Path, images_dir: Path, teacher: Teacher, limit: int) -> dict:
+def label_coco(annotation_file: Path, images_dir: Path, teacher: Teacher, limit: int,
+               padding: float = CROP_PADDING) -> dict:
     data = json.loads(Path(annotation_file).read_text())
     images = {i["id"]: i for i in data["images"]}
     people = [a for a in data["annotations"] if a.get("category_id", 1) == 1 and not a.get("iscrowd", 0)]
@@ -109,7 +111,7 @@ def label_coco(annotation_file: Path, images_dir: Path, teacher: Teacher, limit:
         if ann["image_id"] not in cache:
             cache = {ann["image_id"]: read_rgb(images_dir / info["file_name"])}
         rgb = cache[ann["image_id"]]
-        box = padded_box(ann["bbox"], (rgb.shape[1], rgb.shape[0]))
+        box = padded_box(ann["bbox"], (rgb.shape[1], rgb.shape[0]), padding)
         x0, y0, x1, y1 = box
         marks = teacher(rgb[y0:y1, x0:x1]) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
         if marks is not None:
@@ -134,6 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("inputs", nargs="+", help="footage: FOLDER OUT; coco: ANNOTATIONS IMAGES_DIR OUT")
     p.add_argument("--complexity", type=int, default=2, choices=(0, 1, 2), help="2 heavy, 1 full, 0 lite")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--padding", type=float, default=CROP_PADDING, help="coco: context around each box")
     args = p.parse_args(argv)
     expected = 2 if args.kind == "footage" else 3
     if len(args.inputs) != expected:
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
     if args.kind == "footage":
         result = label_footage(sources[0], teacher, args.limit)
     else:
-        result = label_coco(sources[0], sources[1], teacher, args.limit)
+        result = label_coco(sources[0], sources[1], teacher, args.limit, args.padding)
     result["model_complexity"] = np.array(args.complexity)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **result)

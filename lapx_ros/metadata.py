@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from lapx_ros.layouts import JointLayout
+from lapx_ros.layouts import JointLayout, flip_permutation
 
 METADATA_KEY = "lapx_ros"
 FORMAT_VERSION = 1
@@ -47,6 +47,9 @@ class ModelMetadata:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    def flip_permutation(self) -> list[int]:
+        return flip_permutation(self.flip_pairs, self.num_joints)
 
     def to_json(self) -> str:
         return json.dumps({"format_version": FORMAT_VERSION, **asdict(self)})

@@ -52,10 +52,7 @@ class TopDownPredictor:
         self.flip_test = flip_test
         self.aspect_ratio = meta.input_width / meta.input_height
         self._batcher = CropBatcher(meta, channel_order)
-        perm = list(range(meta.num_joints))
-        for a, b in meta.flip_pairs:
-            perm[a], perm[b] = b, a
-        self._flip_perm = perm
+        self._flip_perm = meta.flip_permutation()
 
     def preprocess(self, image: np.ndarray, regions: Sequence[Region]):
         """Crops as a normalised batch (N, 3, H, W) and their source->crop matrices."""

@@ -21,14 +21,12 @@ done
 PRESET=${1:-default}
 CKPT=${2:-$DEFAULT}
 EXPORT_FLAGS=("${@:3}")
-case "$PRESET" in
-  default) NAME=lapx_mpii16 ;;
-  accurate) NAME=lapx_mpii16_accurate ;;
-  *) echo "preset must be default or accurate, got $PRESET" >&2; exit 2 ;;
-esac
+PY=.venv/bin/python
+# the preset's file name, from the table the node reads (lapx_ros.runtime.engine.MODEL_PRESETS)
+NAME=$($PY -c "import sys; from lapx_ros.runtime.engine import MODEL_PRESETS as P; \
+print(P[sys.argv[1]].removesuffix('.onnx')) if sys.argv[1] in P else sys.exit(f'preset must be one of {list(P)}, got {sys.argv[1]!r}')" "$PRESET") || exit 2
 LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
 COCO=(--coco-annotations "$DATA/coco-mini/person_keypoints_val2017.json" --coco-images "$DATA/coco-mini/val2017")
-PY=.venv/bin/python
 SUFFIX=$([ "$PRESET" = default ] || echo "_$PRESET")
 
 $PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}" "${EXPORT_FLAGS[@]}"

@@ -59,22 +59,23 @@ def ros_process():
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def shared_data(name: str, what: str, file: str, folder: str) -> Path:
+    """shared/data/``name`` beside the repository; skips, saying so, when ``file`` or
+    ``folder`` is missing from it."""
+    path = SHARED_DATA / name
+    if not (path / file).is_file() or not (path / folder).is_dir():
+        pytest.skip(f"{what} missing: expected {folder}/ and {file} in {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def lspet_dir() -> Path:
-    """The LSPET data beside the repository (shared/data/lspet); skips, saying so, when absent."""
-    path = SHARED_DATA / "lspet"
-    if not (path / "joints.mat").is_file() or not (path / "images").is_dir():
-        pytest.skip(f"LSPET data missing: expected images/ and joints.mat in {path}")
-    return path
+    return shared_data("lspet", "LSPET data", "joints.mat", "images")
 
 
 @pytest.fixture(scope="session")
 def coco_dir() -> Path:
-    """The COCO sliver beside the repository (shared/data/coco-mini); skips, saying so, when absent."""
-    path = SHARED_DATA / "coco-mini"
-    if not (path / "person_keypoints_val2017.json").is_file() or not (path / "val2017").is_dir():
-        pytest.skip(f"COCO sliver missing: expected person_keypoints_val2017.json and val2017/ in {path}")
-    return path
+    return shared_data("coco-mini", "COCO sliver", "person_keypoints_val2017.json", "val2017")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from lapx_ros.geometry import JOINTS_BOX_PADDING
+from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
 from lapx_ros.runtime.engine import BACKENDS, MODEL_PRESETS, PRECISIONS
@@ -160,7 +160,7 @@ PARAMETERS = (
           "the stream frames; the next frame's crop around the joints found refines instead. "
           "= search_passes: every search runs in full (the same result at any frame rate)",
           KEYPOINTS, runtime=True, min=1, max=5),
-    Param("box_padding", 1.0, "mode boxes: context kept around each person box received when cropping "
+    Param("box_padding", PERSON_BOX_PADDING, "mode boxes: context kept around each person box received when cropping "
           "(1 = the box itself, which scored best on COCO people; the crops that follow a person's "
           "joints keep 1.25 around them)", KEYPOINTS, runtime=True, min=1.0, max=3.0),
     Param("decode", "dark", "heatmap peak decoding (as lapx-eval)", KEYPOINTS, runtime=True,

@@ -4,7 +4,7 @@
 # train2017 people with their human labels and the teacher's) with the neighbours
 # augmentation, at the square 128x128 input (the 3:4 96x128 input lost 0.043 LSPET PCKh and
 # 0.011 COCO OKS-PCK against the control in the short runs; MODEL.md, round 2).
-# R2_INPUT, R2_NEIGHBOURS and R2_EPOCHS change the recipe of a fresh run only: a resumed run
+# R2_INPUT, R2_NEIGHBOURS, R2_EPOCHS, R2_LR and R2_START (starting weights) change the recipe of a fresh run only: a resumed run
 # must be given the values it started with.
 # The recipe's first run (peak lr 3e-4 over 24 epochs, training/r2) fell from 0.606 to 0.553
 # LSPET PCKh and 0.490 to 0.444 COCO OKS-PCK in its first two epochs (the restart shock of a
@@ -21,8 +21,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
 OUT=${R2_OUT:-training/r3}
-START=runs/r2/start_e50.pt
-if [ ! -f "$START" ]; then
+START=${R2_START:-runs/r2/start_e50.pt}
+if [ "$START" = runs/r2/start_e50.pt ] && [ ! -f "$START" ]; then
   mkdir -p "$(dirname "$START")"
   git show c698321:training/default/stage3/last.pt > "$START"
 fi
@@ -36,7 +36,7 @@ RECIPE=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat"
   --coco-limbs-val-annotations "$DATA/coco-mini/person_keypoints_val2017.json"
   --coco-limbs-val-images "$DATA/coco-mini/val2017"
   --input-size "${R2_INPUT:-128}" --neighbours "${R2_NEIGHBOURS:-0.3}"
-  --stages 3 --batch-size 32 --schedule cosine --lr 5e-5 --warmup-epochs 0.1 --min-lr-ratio 0.1
+  --stages 3 --batch-size 32 --schedule cosine --lr "${R2_LR:-5e-5}" --warmup-epochs 0.1 --min-lr-ratio 0.1
   --epochs "${R2_EPOCHS:-6}" --sigma 1.5 --whole-image-prob 0.2
   --checkpoint-minutes 20 --threads 2 --seed 5)
 resume=(--init-weights "$START")

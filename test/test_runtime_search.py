@@ -1,15 +1,18 @@
-"""The whole-frame search under a live stream: passes beyond search_passes_when_busy run
-only while no newer frame waits, so a search never makes the node fall behind."""
+"""The whole-frame search: how its refinements crop, and, under a live stream, that passes
+beyond search_passes_when_busy run only while no newer frame waits, so a search never
+makes the node fall behind."""
 import threading
 
 import numpy as np
 
+from lapx_ros.geometry import JOINTS_BOX_PADDING
 from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.ros.params import NodeConfig, pipeline_config
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
 from lapx_ros.runtime.frames import NewestFrameWorker, PipelineStats
+from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, TopDownPredictor
 
 META = ModelMetadata.for_layout(MPII_16, 128, 128)
 
@@ -129,3 +132,29 @@ def test_followed_person_is_kept_down_to_the_keep_threshold_without_a_search():
     assert engine.calls == 1 and len(people) == 1  # followed: one crop, still reported
     engine.value, engine.calls = 0.1, 0  # below keep: lost, the whole frame is searched
     assert pipe.process(FRAME, 0.2) == [] and engine.calls == 1 + 3
+
+
+class RecordingPredictor(TopDownPredictor):
+    """Answers every region with the same joints, spanning a 40 x 100 px box, and
+    records the regions asked for."""
+
+    def __init__(self):
+        super().__init__(lambda batch: None, META)
+        self.regions = []
+
+    def predict_regions(self, image, regions, decode_method=None):
+        self.regions += list(regions)
+        keypoints = np.zeros((1, META.num_joints, 2))
+        keypoints[0, :, 0] = np.linspace(100, 140, META.num_joints)
+        keypoints[0, :, 1] = np.linspace(50, 150, META.num_joints)
+        return keypoints, np.full((1, META.num_joints), 0.9, np.float32)
+
+
+def test_first_refinement_is_grown_more_than_the_later_ones():
+    predictor = RecordingPredictor()
+    predictor.estimate_single(FRAME, passes=3)
+    whole, first, second = predictor.regions
+    np.testing.assert_allclose(whole[1], [320, 320])  # the frame, padded square
+    np.testing.assert_allclose(first[1], [100 * FIRST_REFINEMENT_PADDING] * 2)
+    np.testing.assert_allclose(second[1], [100 * JOINTS_BOX_PADDING] * 2)
+    np.testing.assert_allclose(first[0], [120, 100])

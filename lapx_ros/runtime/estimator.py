@@ -289,8 +289,7 @@ class PosePipeline:
             return done < busy_passes or not self.newer_frame_waiting()
 
         keypoints, confidences = self.estimator.predictor.estimate_single(
-            frame, passes=cfg.search_passes, padding=JOINTS_BOX_PADDING, decode_method=cfg.decode,
-            more_passes=more_passes)
+            frame, passes=cfg.search_passes, decode_method=cfg.decode, more_passes=more_passes)
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
                      float(confidences.mean()))]

@@ -4,6 +4,7 @@ makes the node fall behind."""
 import threading
 
 import numpy as np
+import pytest
 
 from lapx_ros.geometry import JOINTS_BOX_PADDING
 from lapx_ros.layouts import MPII_16
@@ -158,3 +159,56 @@ def test_first_refinement_is_grown_more_than_the_later_ones():
     np.testing.assert_allclose(first[1], [100 * FIRST_REFINEMENT_PADDING] * 2)
     np.testing.assert_allclose(second[1], [100 * JOINTS_BOX_PADDING] * 2)
     np.testing.assert_allclose(first[0], [120, 100])
+
+
+class UnsurePersonEngine(Engine):
+    """Each joint a weak peak (0.1: never confirmed) on a diagonal of the heatmap."""
+
+    name = description = "unsure"
+
+    def __init__(self):
+        super().__init__("unsure.onnx", META)
+
+    def _run(self, batch):
+        heatmaps = np.zeros((batch.shape[0],) + self.output_shape, np.float32)
+        for j in range(META.num_joints):
+            heatmaps[:, j, 8 + j, 8 + j] = 0.1
+        return heatmaps
+
+
+def crops_of_three_frames(busy: bool):
+    """Sizes of the crops the pipeline asks for over three frames, and the joints each
+    call found."""
+    cfg = NodeConfig(mode="single", search_interval=5, search_passes=3, search_passes_when_busy=1)
+    pipe = PosePipeline(PoseEstimator(UnsurePersonEngine()), pipeline_config(cfg))
+    predict, calls = pipe.estimator.predictor.predict_regions, []
+
+    def spy(image, regions, decode_method=None):
+        keypoints, confidences = predict(image, regions, decode_method)
+        calls.append((regions[0][1][0], keypoints[0]))
+        return keypoints, confidences
+
+    pipe.estimator.predictor.predict_regions = spy
+    pipe.newer_frame_waiting = lambda: busy
+    for stamp in (0.0, 0.1, 0.2):
+        pipe.process(FRAME, stamp)
+    return calls
+
+
+def joints_side(keypoints):
+    return float(np.ptp(keypoints, axis=0).max())
+
+
+def test_crop_after_a_search_cut_short_is_grown_as_the_first_refinement():
+    calls = crops_of_three_frames(busy=True)
+    assert len(calls) == 3  # whole frame, then one crop a frame
+    (_, whole_joints), (first_size, first_joints), (second_size, _) = calls
+    assert first_size == pytest.approx(joints_side(whole_joints) * FIRST_REFINEMENT_PADDING)
+    assert second_size == pytest.approx(joints_side(first_joints) * JOINTS_BOX_PADDING)
+
+
+def test_crop_after_a_full_search_keeps_the_joints_padding():
+    calls = crops_of_three_frames(busy=False)
+    assert len(calls) == 5  # the three passes, then one crop a frame
+    (_, last_joints), (size, _) = calls[2], calls[3]
+    assert size == pytest.approx(joints_side(last_joints) * JOINTS_BOX_PADDING)

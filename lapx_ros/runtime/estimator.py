@@ -24,7 +24,7 @@ from lapx_ros.geometry import JOINTS_BOX_PADDING, box_to_center_size, keypoints_
 from lapx_ros.runtime.engine import Engine
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou, box_size, keypoint_similarity
-from lapx_ros.topdown import MIN_SEEN_JOINTS, TopDownPredictor
+from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, MIN_SEEN_JOINTS, TopDownPredictor
 
 MODES = ("single", "boxes", "detector")
 # Boxes narrower or lower than this many pixels cannot hold a person worth cropping.
@@ -141,6 +141,9 @@ class PosePipeline:
         self.smoother = PoseSmoother(config.smoothing_params)
         self._previous: list[Pose] = []
         self._unconfirmed_box = None  # single mode: where the last look, below threshold, lay
+        # single mode: context of the next crop around the last look's joints; the search's
+        # first-refinement padding when that look was a whole-frame search cut short
+        self._next_crop_padding = JOINTS_BOX_PADDING
         self._frames_since_search = 0
         self._frame_index = 0
         self._last_submit = None
@@ -153,6 +156,7 @@ class PosePipeline:
         """Forget people (camera restart, resolution change)."""
         self._previous = []
         self._unconfirmed_box = None
+        self._next_crop_padding = JOINTS_BOX_PADDING
         self._last_submit = None
         if self.detector is not None:
             self.detector.take()  # a detection from before the reset is stale
@@ -258,12 +262,13 @@ class PosePipeline:
         between: its joints are the search's second pass carried to the next frame."""
         cfg = self.config
         self._frames_since_search += 1
+        padding, self._next_crop_padding = self._next_crop_padding, JOINTS_BOX_PADDING
         if self._previous:
-            poses = self._estimate(frame, self._follow_boxes()[:1], JOINTS_BOX_PADDING)
+            poses = self._estimate(frame, self._follow_boxes()[:1], padding)
             if poses and poses[0].score >= self._keep_threshold():  # hysteresis, as the tracker
                 return poses
         elif self._unconfirmed_box is not None and self._frames_since_search < cfg.search_interval:
-            poses = self._estimate(frame, [self._unconfirmed_box], JOINTS_BOX_PADDING)
+            poses = self._estimate(frame, [self._unconfirmed_box], padding)
             self._remember_unconfirmed(poses[0])
             return poses
         poses = self._search_whole_frame(frame)
@@ -281,15 +286,22 @@ class PosePipeline:
         """``search_passes`` network calls, exactly as offline evaluation: the whole
         frame, then each time a crop around the joints the previous call found. Passes
         beyond ``search_passes_when_busy`` run only while ``newer_frame_waiting`` says no:
-        on a live stream the next frame's crop refines instead of a late answer."""
+        on a live stream the next frame's crop refines instead of a late answer (grown as
+        the refinement it stands for)."""
         cfg = self.config
         busy_passes = min(cfg.search_passes_when_busy, cfg.search_passes)
+        passes_run = cfg.search_passes
 
         def more_passes(done: int) -> bool:
-            return done < busy_passes or not self.newer_frame_waiting()
+            nonlocal passes_run
+            go_on = done < busy_passes or not self.newer_frame_waiting()
+            passes_run = passes_run if go_on else done
+            return go_on
 
         keypoints, confidences = self.estimator.predictor.estimate_single(
             frame, passes=cfg.search_passes, decode_method=cfg.decode, more_passes=more_passes)
+        if passes_run == 1:
+            self._next_crop_padding = FIRST_REFINEMENT_PADDING
         h, w = frame.shape[:2]
         return [Pose(keypoints, confidences.astype(np.float32), np.array([0.0, 0.0, w, h]),
                      float(confidences.mean()))]

@@ -9,6 +9,8 @@
 #   e.g. with --average-with OTHER.pt --mirror). CHECKPOINT defaults to the final state of
 #   the last stage scripts/train_default.sh ran, its last.pt: the end of the recipe, not
 #   the epoch that happened to score highest on the validation split.
+#   SHIP_EXPORT=0 keeps the preset's file as it is and only scores it again (after a change
+#   to the search or the engine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DATA=${LAPX_DATA:-../shared/data}
@@ -29,7 +31,9 @@ LSP=(--lsp-images "$DATA/lspet/images" --lsp-joints "$DATA/lspet/joints.mat")
 COCO=(--coco-annotations "$DATA/coco-mini/person_keypoints_val2017.json" --coco-images "$DATA/coco-mini/val2017")
 SUFFIX=$([ "$PRESET" = default ] || echo "_$PRESET")
 
-$PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}" "${EXPORT_FLAGS[@]}"
+if [ "${SHIP_EXPORT:-1}" != 0 ]; then
+  $PY -m lapx_ros.export "$CKPT" "models/$NAME.onnx" "${LSP[@]}" "${EXPORT_FLAGS[@]}"
+fi
 # The node's default path (backend auto, precision auto): figures, per-joint table, pictures.
 VIS=() VIS_COCO=()
 if [ "$PRESET" = default ]; then

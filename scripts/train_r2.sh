@@ -4,8 +4,10 @@
 # train2017 people with their human labels and the teacher's) with the neighbours
 # augmentation, at the square 128x128 input (the 3:4 96x128 input lost 0.043 LSPET PCKh and
 # 0.011 COCO OKS-PCK against the control in the short runs; MODEL.md, round 2).
-# R2_INPUT, R2_NEIGHBOURS, R2_EPOCHS, R2_LR and R2_START (starting weights) change the recipe of a fresh run only: a resumed run
-# must be given the values it started with.
+# R2_INPUT, R2_NEIGHBOURS, R2_EPOCHS, R2_LR and R2_START (starting weights) change the
+# recipe of a fresh run only: a resumed run must be given the values it started with. The
+# 192x192 lever (training/r4, MODEL.md round 2) ran as
+#   R2_OUT=training/r4 R2_INPUT=192 R2_EPOCHS=2 R2_LR=1e-4 R2_START=<r3's last.pt> scripts/train_r2.sh
 # The recipe's first run (peak lr 3e-4 over 24 epochs, training/r2) fell from 0.606 to 0.553
 # LSPET PCKh and 0.490 to 0.444 COCO OKS-PCK in its first two epochs (the restart shock of a
 # fresh Adam at a high rate) and would have needed about 30 hours: it was cut there. This

@@ -294,9 +294,10 @@ class PosePipeline:
 
         def more_passes(done: int) -> bool:
             nonlocal passes_run
-            go_on = done < busy_passes or not self.newer_frame_waiting()
-            passes_run = passes_run if go_on else done
-            return go_on
+            if done < busy_passes or not self.newer_frame_waiting():
+                return True
+            passes_run = done
+            return False
 
         keypoints, confidences = self.estimator.predictor.estimate_single(
             frame, passes=cfg.search_passes, decode_method=cfg.decode, more_passes=more_passes)

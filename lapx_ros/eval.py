@@ -27,7 +27,7 @@ from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
-from lapx_ros.topdown import SEARCH_PASSES, TopDownPredictor
+from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, SEARCH_PASSES, TopDownPredictor
 from lapx_ros.visualize import write_samples
 
 # The flags each dataset needs, as argparse destinations.
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--passes", type=int, default=SEARCH_PASSES,
                      help="network calls per image: 1 = the whole image only, each further one crops "
                           "around the previous one's joints (default: the node's search_passes)")
+    lsp.add_argument("--first-padding", type=float, default=FIRST_REFINEMENT_PADDING,
+                     help="context around the whole-image call's joints for the first crop (the "
+                          f"node's search; later crops keep {JOINTS_BOX_PADDING})")
     lsp.add_argument("--label-boxes", action="store_true",
                      help="crop the labelled joints' box instead of finding the person (a ceiling "
                           "for diagnosis, not the dashboard metric)")
@@ -118,7 +121,7 @@ def evaluate(mode: str, args, data, infer, meta) -> dict:
     progress = not args.json
     if mode == "lsp":
         return evaluate_lsp(infer, meta, data, args.passes, args.decode, args.flip, progress=progress,
-                            label_boxes=args.label_boxes)
+                            label_boxes=args.label_boxes, first_padding=args.first_padding)
     if mode == "mpii":
         return evaluate_mpii(infer, meta, data, args.decode, args.flip, progress)
     if tuple(meta.joint_names) == MPII_16.joint_names:
@@ -131,7 +134,8 @@ def evaluate(mode: str, args, data, infer, meta) -> dict:
 def run_settings(mode: str, args, meta) -> dict:
     """What was scored, for the JSON record beside the figures."""
     if mode == "lsp":
-        return {"range": args.range, "passes": args.passes, "label_boxes": args.label_boxes}
+        return {"range": args.range, "passes": args.passes, "first_padding": args.first_padding,
+                "label_boxes": args.label_boxes}
     if mode == "mpii":
         return {"annotations": args.mpii_annotations}
     return {"annotations": args.coco_annotations, "boxes": args.coco_detections or "ground truth",
@@ -167,7 +171,8 @@ def vis_samples(mode: str, args, data, infer, meta):
                             coco_box_padding(args, meta))
     records = first_images(data, args.vis_count)
     if mode == "lsp":
-        keypoints, confidence = predict_lsp(infer, meta, records, args.passes, args.decode, args.flip)
+        keypoints, confidence = predict_lsp(infer, meta, records, args.passes, args.decode, args.flip,
+                                            first_padding=args.first_padding)
     else:
         keypoints, confidence = predict_in_boxes(infer, meta, records, args.decode, args.flip)
     return group_by_image([r.image_path for r in records], keypoints, confidence)

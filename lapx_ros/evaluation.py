@@ -16,7 +16,7 @@ from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING, keypoints_
 from lapx_ros.layouts import COCO_17, MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.metrics import mpii_pckh, pck_torso, pckh
-from lapx_ros.topdown import SEARCH_PASSES, HeatmapFn, TopDownPredictor, box_region
+from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, SEARCH_PASSES, HeatmapFn, TopDownPredictor, box_region
 
 
 def torch_heatmap_fn(model, stage: int = 0) -> HeatmapFn:
@@ -63,7 +63,8 @@ def load_heatmap_fn(path, threads: int = 2, backend: str = "auto", precision: st
 
 
 def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = SEARCH_PASSES,
-                decode_method: str = "dark", flip_test: bool = False, progress: bool = False):
+                decode_method: str = "dark", flip_test: bool = False, progress: bool = False,
+                first_padding: float = FIRST_REFINEMENT_PADDING):
     """Predicted keypoints (N, K, 2) and confidences (N, K) for each record's whole image."""
     predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
     keypoints, confidence = [], []
@@ -73,7 +74,7 @@ def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord]
 
         iterator = tqdm(records, desc="evaluating", mininterval=10)
     for record in iterator:
-        k, c = predictor.estimate_single(read_rgb(record.image_path), passes=passes)
+        k, c = predictor.estimate_single(read_rgb(record.image_path), passes=passes, first_padding=first_padding)
         keypoints.append(k)
         confidence.append(c)
     return np.stack(keypoints), np.stack(confidence)
@@ -87,7 +88,7 @@ def with_label_box(record: PoseRecord) -> PoseRecord:
 
 def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = SEARCH_PASSES,
                  decode_method: str = "dark", flip_test: bool = False, progress: bool = False,
-                 label_boxes: bool = False) -> dict:
+                 label_boxes: bool = False, first_padding: float = FIRST_REFINEMENT_PADDING) -> dict:
     """PCKh@0.5 and PCK@0.2-torso (with per-joint tables) of the whole-frame search's predictions.
 
     ``label_boxes`` crops the labelled joints' box instead: not the dashboard metric (the
@@ -97,7 +98,8 @@ def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord
         keypoints, _ = predict_in_boxes(infer, meta, [with_label_box(r) for r in records],
                                         decode_method, flip_test, progress)
     else:
-        keypoints, _ = predict_lsp(infer, meta, records, passes, decode_method, flip_test, progress)
+        keypoints, _ = predict_lsp(infer, meta, records, passes, decode_method, flip_test, progress,
+                                   first_padding)
     labels = np.stack([r.joints for r in records])
     head, torso = pckh(keypoints, labels), pck_torso(keypoints, labels)
     return {"pckh": head.accuracy, "pck_torso": torso.accuracy, "images": len(records),

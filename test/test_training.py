@@ -69,9 +69,11 @@ def test_train_resume_export_eval_info_end_to_end(tmp_path, lsp, capsys):
     meta = read_onnx_metadata(onnx_path)
     assert meta.joint_names == MPII_16.joint_names and (meta.input_width, meta.input_height) == (64, 64)
 
+    # The file through ONNX Runtime (float32, as PyTorch): a barely trained network's flat
+    # heatmaps let bfloat16 rounding move single joints, which is not what this checks.
     results = {}
-    for model_file in (out / "last.pt", onnx_path):
-        assert eval_cli.main(["--model", str(model_file), "--range", "9001-9004", "--json"] + lsp) == 0
+    for model_file, engine in ((out / "last.pt", []), (onnx_path, ["--backend", "onnxruntime"])):
+        assert eval_cli.main(["--model", str(model_file), "--range", "9001-9004", "--json"] + engine + lsp) == 0
         results[model_file.suffix] = json.loads(capsys.readouterr().out)
     assert results[".pt"]["images"] == 4 and 0 <= results[".pt"]["pckh"] <= 1
     assert abs(results[".pt"]["pckh"] - results[".onnx"]["pckh"]) <= 0.01

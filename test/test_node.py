@@ -233,9 +233,17 @@ def test_replay_feeds_the_node(ros_process, model, namespace, tmp_path):
                              "--wait-subscribers", "1", "--reliable")
         assert replay.wait_exit(timeout=30) == 0, replay.output
         assert "sent 3 frames" in replay.output
-        got = client.wait(lambda: len(client.poses) >= 3 and client.poses, 10)
-        assert got and [(m.image_width, m.image_height) for m in got[:3]] == \
-            [(f.shape[1], f.shape[0]) for f in frames]
+        sent = [(f.shape[1], f.shape[0]) for f in frames]
+
+        def sizes():
+            return [(m.image_width, m.image_height) for m in client.poses]
+
+        # The node works on the newest frame: under load it may skip one sent while it was
+        # busy, but never the last, and never reorders.
+        assert client.wait(lambda: sent[-1] in sizes(), 10), f"sent {sent}, published {sizes()}"
+        got = iter(sent)
+        assert all(size in got for size in sizes()), f"sent {sent}, published {sizes()}"
+        assert len(sizes()) >= 2, f"sent {sent}, published {sizes()}"
 
 
 def test_autostart_false_waits_for_a_lifecycle_manager(ros_process, model, namespace):

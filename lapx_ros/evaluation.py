@@ -74,7 +74,8 @@ def predict_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord]
 
         iterator = tqdm(records, desc="evaluating", mininterval=10)
     for record in iterator:
-        k, c = predictor.estimate_single(read_rgb(record.image_path), passes=passes, first_padding=first_padding)
+        k, c = predictor.estimate_single(read_rgb(record.image_path), passes=passes,
+                                         first_padding=first_padding)
         keypoints.append(k)
         confidence.append(c)
     return np.stack(keypoints), np.stack(confidence)

@@ -60,6 +60,12 @@ def decode(heatmaps: np.ndarray, method: str = "dark", blur_kernel: int = 5):
     return coords, maxvals
 
 
+def dark_blur_kernel(heatmap_stride: int) -> int:
+    """DARK's smoothing window in heatmap pixels: about 20 input pixels at any stride, odd
+    (5 at stride 4, where the targets' sigma is 1.5 heatmap pixels; 11 at stride 2)."""
+    return int(20 // heatmap_stride) | 1
+
+
 def _quarter_offset(hm: np.ndarray, coords: np.ndarray) -> np.ndarray:
     n, k, h, w = hm.shape
     out = coords.copy()

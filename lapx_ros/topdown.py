@@ -12,7 +12,7 @@ import numpy as np
 
 from lapx_ros.geometry import (JOINTS_BOX_PADDING, apply_affine, box_to_center_size, invert_affine,
                                keypoints_to_box)
-from lapx_ros.heatmaps import decode, flip_heatmaps, from_heatmap_coords
+from lapx_ros.heatmaps import dark_blur_kernel, decode, flip_heatmaps, from_heatmap_coords
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.preprocess import CropBatcher
 
@@ -77,7 +77,8 @@ class TopDownPredictor:
             k = self.meta.num_joints
             return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
         batch, matrices = self.preprocess(image, regions)
-        coords, confidence = decode(self.heatmaps(batch), decode_method or self.decode_method)
+        coords, confidence = decode(self.heatmaps(batch), decode_method or self.decode_method,
+                                    dark_blur_kernel(self.meta.heatmap_stride))
         points = from_heatmap_coords(coords, self.meta.heatmap_stride)
         keypoints = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(points, matrices)])
         return keypoints, np.clip(confidence, 0.0, 1.0)

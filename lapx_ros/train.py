@@ -101,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine floor as a fraction of --lr (never decays to zero)")
     p.add_argument("--step-epochs", default="40,55", help="epochs where the step schedule divides lr by 10")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--sigma", type=float, default=1.5, help="heatmap Gaussian sigma in heatmap pixels")
+    p.add_argument("--heatmap-stride", type=int, choices=(2, 4), default=4,
+                   help="input pixels per output heatmap pixel: 2 adds the fine heatmap head (LapxConfig)")
+    p.add_argument("--fine-head-lr-scale", type=float, default=1.0,
+                   help="the fine heatmap head learns at this multiple of --lr (a head new to "
+                        "--init-weights starts at zero and has further to go)")
+    p.add_argument("--sigma", type=float, default=1.5,
+                   help="heatmap Gaussian sigma in pixels of the output heatmap (1.5 at stride 4 is 3.0 at stride 2)")
     p.add_argument("--whole-image-prob", type=float, default=None,
                    help="default 0.2 on LSP (teaches two-pass inference); 0 on COCO/MPII, whose "
                         "images hold several people and which are scored on person boxes")
@@ -179,9 +185,40 @@ class NonLocalSchedule:
 
 
 def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Visibility-weighted MSE summed over every stage (intermediate supervision)."""
+    """Visibility-weighted MSE summed over every stage (intermediate supervision).
+
+    Targets come at the finest output's resolution; a coarser output is compared with
+    them average-pooled to its size (pooling a Gaussian by 2 keeps its centre on the
+    coarser grid and halves its sigma, within 3%)."""
     w = weights[:, :, None, None]
-    return sum(((out - targets) ** 2 * w).mean() for out in outputs)
+    loss = 0.0
+    for out in outputs:
+        factor = targets.shape[-1] // out.shape[-1]
+        target = targets if factor == 1 else torch.nn.functional.avg_pool2d(targets, factor)
+        loss = loss + ((out - target) ** 2 * w).mean()
+    return loss
+
+
+def parameter_groups(model: LapxNet, fine_head_lr_scale: float) -> list[dict]:
+    """The optimiser's groups, each with the ``lr_scale`` the schedule multiplies."""
+    fine = set(model.fine_head.parameters()) if model.fine_head is not None else set()
+    groups = [{"params": [p for p in model.parameters() if p not in fine], "lr_scale": 1.0}]
+    if fine:
+        groups.append({"params": list(fine), "lr_scale": fine_head_lr_scale})
+    return groups
+
+
+def load_start_weights(model: LapxNet, weights: dict) -> None:
+    """--init-weights: every weight must match, except a fine heatmap head the starting
+    network lacks (it starts at zero correction, so the output is the start's upsampled)."""
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a weight of another shape
+        raise ValueError(f"--init-weights does not fit this network: {exc}") from None
+    missing = [k for k in result.missing_keys if not k.startswith("fine_head.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"--init-weights does not fit this network: missing {missing}, "
+                         f"unexpected {result.unexpected_keys}")
 
 
 # The flags each training source needs, as argparse destinations.
@@ -286,7 +323,7 @@ SOURCES = {"lsp": lsp_source, "coco": coco_source, "mpii": mpii_source}
 
 def metadata_for(args, config: LapxConfig, layout: JointLayout = MPII_16) -> ModelMetadata:
     w, h = args.input_size
-    return ModelMetadata.for_layout(layout, input_height=h, input_width=w,
+    return ModelMetadata.for_layout(layout, input_height=h, input_width=w, heatmap_stride=config.heatmap_stride,
                                     extra={"model_config": config.to_dict()})
 
 
@@ -335,10 +372,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     source = SOURCES[source_key](args)
     config = LapxConfig(num_joints=source.layout.num_joints, num_stages=args.stages, channels=args.channels,
-                        nonlocal_stages=tuple(s for s in (1, 3) if s <= args.stages))
+                        nonlocal_stages=tuple(s for s in (1, 3) if s <= args.stages),
+                        heatmap_stride=args.heatmap_stride)
     meta = metadata_for(args, config, source.layout)
     model = LapxNet(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.Adam(parameter_groups(model, args.fine_head_lr_scale), lr=args.lr,
+                                 weight_decay=args.weight_decay)
     epoch, batch_index, best, history = 0, 0, -1.0, []
     from_weights = bool(args.init_weights)
     if args.resume:
@@ -351,7 +390,7 @@ def main(argv=None) -> int:
         print(f"resumed {out / 'last.pt'} at epoch {epoch}, batch {batch_index}", file=sys.stderr)
     else:
         if args.init_weights:
-            model.load_state_dict(load_checkpoint(args.init_weights)["model"])
+            load_start_weights(model, load_checkpoint(args.init_weights)["model"])
         (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     model = model.to(memory_format=torch.channels_last)
 
@@ -386,7 +425,7 @@ def main(argv=None) -> int:
         for batch_index in bar:
             progress = epoch + batch_index / batches_per_epoch
             for group in optimizer.param_groups:
-                group["lr"] = schedule(progress)
+                group["lr"] = schedule(progress) * group.get("lr_scale", 1.0)
             nonlocal_schedule.set_gamma(progress)
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
             x, targets, weights, *teacher = (torch.stack(t) for t in zip(*items))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lapx_ros.geometry import apply_affine, box_to_center_size, crop_transform, invert_affine, keypoints_to_box
-from lapx_ros.heatmaps import decode, encode, flip_heatmaps, from_heatmap_coords, to_heatmap_coords
+from lapx_ros.heatmaps import dark_blur_kernel, decode, encode, flip_heatmaps, from_heatmap_coords, to_heatmap_coords
 from lapx_ros.layouts import COCO_17, LAYOUTS, LSP_14, MPII_16, get_layout
 
 
@@ -38,6 +38,22 @@ def test_encode_decode_round_trip_is_sub_pixel(method, tolerance):
     error = np.abs(coords[0] - points).max()
     assert error <= tolerance, error
     assert np.all(peaks > 0.7) and np.all(peaks <= 1.0)
+
+
+def test_dark_decodes_stride_2_heatmaps_with_a_window_of_the_same_input_size():
+    """The fine head's targets have twice the sigma in heatmap pixels; DARK's window follows,
+    and decodes its blurred, noisy peaks as well as stride 4's window decodes its own."""
+    assert (dark_blur_kernel(4), dark_blur_kernel(2)) == (5, 11)
+    rng = np.random.default_rng(2)
+    points = rng.uniform(40, 88, size=(16, 2))  # input pixels, inside a 128 crop
+    errors = {}
+    for stride, sigma in ((4, 1.5), (2, 3.0)):
+        size = 128 // stride
+        targets, _ = encode(to_heatmap_coords(points, stride), np.ones(16), (size, size), sigma=sigma)
+        noisy = targets + rng.normal(0, 0.03, targets.shape).astype(np.float32)
+        coords, _ = decode(noisy[None], "dark", dark_blur_kernel(stride))
+        errors[stride] = np.abs(from_heatmap_coords(coords[0], stride) - points).mean()
+    assert errors[2] <= 0.15 and errors[4] <= 0.15, errors  # argmax: 0.5 and 1.0 input pixels
 
 
 def test_encode_drops_joints_outside_or_invisible():

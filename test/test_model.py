@@ -91,3 +91,33 @@ def test_nonlocal_is_identity_until_gamma_grows():
     with torch.no_grad():
         block.gamma.fill_(0.2)
     assert not torch.allclose(block(x), x)
+
+
+def test_fine_head_doubles_the_heatmap_resolution_and_supervises_both_scales():
+    model = LapxNet(LapxConfig(num_stages=2, channels=32, nonlocal_stages=(1,), heatmap_stride=2))
+    model.train()
+    outputs = model(torch.randn(2, 3, 128, 64))
+    assert [o.shape for o in outputs] == [(2, 16, 32, 16)] * 2 + [(2, 16, 64, 32)]
+    model.eval()
+    assert model(torch.randn(1, 3, 128, 64)).shape == (1, 16, 64, 32)
+    with pytest.raises(ValueError):
+        LapxConfig(heatmap_stride=3)
+
+
+def test_fine_head_starts_as_the_upsampled_coarse_heatmaps():
+    """Weights trained at stride 4 give the same heatmaps, upsampled, with the new head."""
+    torch.manual_seed(0)
+    coarse = LapxNet(LapxConfig(num_stages=2, channels=32, nonlocal_stages=(1,))).eval()
+    fine = LapxNet(LapxConfig(num_stages=2, channels=32, nonlocal_stages=(1,), heatmap_stride=2)).eval()
+    result = fine.load_state_dict(coarse.state_dict(), strict=False)
+    assert result.missing_keys and all(k.startswith("fine_head.") for k in result.missing_keys)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.nn.functional.interpolate(coarse(x), scale_factor=2, mode="bilinear")
+        assert torch.allclose(fine(x), expected, atol=1e-6)
+
+
+def test_fine_head_costs_little():
+    base, fine = build_lapx(), build_lapx(heatmap_stride=2)
+    assert count_parameters(fine) - count_parameters(base) < 0.005 * count_parameters(base)
+    assert count_gmacs(fine, 128, 128) < 1.06 * count_gmacs(base, 128, 128)

@@ -270,3 +270,44 @@ def test_export_averages_checkpoints_and_the_mirror_in_one_file(tmp_path, lsp, c
     assert export_cli.main([str(runs[0]), str(tmp_path / "bad.onnx"), "--average-with", str(other / "last.pt"),
                             "--crops", "2"] + lsp) == 2
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_coarse_stages_are_scored_against_pooled_fine_targets():
+    """At stride 2 the intermediate stages keep stride-4 targets: the fine Gaussian
+    average-pooled lands where a stride-4 encoding puts it, with about half its sigma."""
+    from lapx_ros.heatmaps import decode, encode, to_heatmap_coords
+
+    points = np.array([[37.0, 81.0], [100.5, 12.25]])
+    fine, weights = encode(to_heatmap_coords(points, 2), np.ones(2), (64, 64), sigma=3.0)
+    coarse, _ = encode(to_heatmap_coords(points, 4), np.ones(2), (32, 32), sigma=1.5)
+    pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(fine)[None], 2)[0].numpy()
+    assert np.abs(pooled - coarse).max() < 0.05
+    assert np.allclose(decode(pooled[None], "dark")[0], decode(coarse[None], "dark")[0], atol=0.05)
+    t, w = torch.from_numpy(fine)[None], torch.from_numpy(weights)[None]
+    exact = [torch.from_numpy(coarse)[None], t]
+    assert train_cli.heatmap_loss(exact, t, w).item() < 1e-4
+    # a zero coarse output misses exactly the pooled targets' energy
+    missed = train_cli.heatmap_loss([torch.zeros(1, 2, 32, 32), t], t, w).item()
+    assert missed == pytest.approx(float((pooled ** 2).mean()), rel=1e-5)
+
+
+def test_fine_head_is_added_to_weights_trained_at_stride_4(tmp_path, lsp):
+    common = lsp + TINY + ["--train-range", "1-16", "--val-range", "9001-9002"]
+    assert train_cli.main(common + ["--out", str(tmp_path / "coarse"), "--epochs", "1", "--max-batches", "1"]) == 0
+    start = load_checkpoint(tmp_path / "coarse" / "last.pt")["model"]
+    fine = tmp_path / "fine"
+    assert train_cli.main(common + ["--out", str(fine), "--init-weights", str(tmp_path / "coarse" / "last.pt"),
+                                    "--heatmap-stride", "2", "--sigma", "3", "--fine-head-lr-scale", "10",
+                                    "--epochs", "1"]) == 0
+    state = load_checkpoint(fine / "last.pt")
+    assert ModelMetadata.from_json(state["metadata"]).heatmap_stride == 2
+    assert state["model"]["fine_head.correction.weight"].abs().max() > 0
+    assert set(start) < set(state["model"])
+    base_lr, head_lr = (g["lr"] for g in state["optimizer"]["param_groups"])
+    assert head_lr == pytest.approx(10 * base_lr)
+    model, _ = load_model(fine / "last.pt")
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 16, 32, 32)
+    # the other way round a network's weights are missing: refused, not half-loaded
+    with pytest.raises(ValueError, match="does not fit"):
+        train_cli.main(common + ["--out", str(tmp_path / "back"), "--init-weights", str(fine / "last.pt"),
+                                 "--channels", "16", "--epochs", "1"])

@@ -27,6 +27,9 @@ class LapxConfig:
     # 1-based stage numbers whose bottleneck uses ECA-NonLocal instead of plain ECA.
     nonlocal_stages: tuple[int, ...] = (1, 3)
     nonlocal_embed_ratio: int = 8
+    # Input pixels per heatmap pixel of the deployed output: 4 (the paper's), or 2, where a
+    # FineHeatmapHead doubles the last stage's heatmaps with the stem's half-resolution features.
+    heatmap_stride: int = 4
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_stages <= 8:
@@ -36,6 +39,8 @@ class LapxConfig:
         bad = [s for s in self.nonlocal_stages if not 1 <= s <= self.num_stages]
         if bad:
             raise ValueError(f"nonlocal_stages {bad} outside 1..{self.num_stages}")
+        if self.heatmap_stride not in (2, 4):
+            raise ValueError(f"heatmap_stride must be 2 or 4, got {self.heatmap_stride}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +79,8 @@ class Stem(nn.Module):
     """Down to a quarter resolution: 7x7/2 conv, 2x2 max-pool, bottlenecks, ECA-CBAM.
 
     Pooling right after the strided convolution keeps the bottlenecks at H/4, where they
-    cost a quarter of the MACs they would at H/2.
+    cost a quarter of the MACs they would at H/2. ``forward`` also returns the H/2 features
+    before the pooling, which a FineHeatmapHead uses.
     """
 
     def __init__(self, channels: int, stem_channels: tuple[int, int]):
@@ -87,9 +93,9 @@ class Stem(nn.Module):
         self.res3 = ResidualBottleneck(c2, channels)
         self.attention = EcaCbam(channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.res1(self.pool(self.conv(x)))
-        return self.attention(self.res3(self.res2(x)))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = self.conv(x)
+        return self.attention(self.res3(self.res2(self.res1(self.pool(half))))), half
 
 
 class HourglassStage(nn.Module):
@@ -116,9 +122,38 @@ class HourglassStage(nn.Module):
         return heatmaps, x + self.remap_features(features) + self.remap_heatmaps(heatmaps)
 
 
+class FineHeatmapHead(nn.Module):
+    """Heatmaps at half the input resolution from the last stage's quarter-resolution ones.
+
+    The output is the coarse heatmaps upsampled bilinearly (whose pixel centres line up
+    with the finer grid's) plus a correction computed from them and the stem's
+    half-resolution features. The correction's last convolution starts at zero, so a
+    network trained at stride 4 gains this head without changing its output and
+    fine-tuning starts from where it was.
+    """
+
+    def __init__(self, num_joints: int, skip_channels: int, width: int = 32):
+        super().__init__()
+        self.skip = ConvBnElu(skip_channels, width)
+        joined = width + num_joints
+        # Two depthwise 3x3 + pointwise layers: a 5x5 window of fine pixels around each peak.
+        self.mix = nn.Sequential(
+            nn.Conv2d(joined, joined, 3, padding=1, groups=joined, bias=False), ConvBnElu(joined, width),
+            nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False), ConvBnElu(width, width),
+        )
+        self.correction = nn.Conv2d(width, num_joints, 1)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+
+    def forward(self, coarse: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(coarse, size=half.shape[-2:], mode="bilinear", align_corners=False)
+        return up + self.correction(self.mix(torch.cat([self.skip(half), up], dim=1)))
+
+
 class LapxNet(nn.Module):
     """LAPX pose network. ``forward`` returns every stage's heatmaps in training mode
-    (intermediate supervision) and only the last stage's in eval mode (deployment)."""
+    (intermediate supervision; with heatmap stride 2 the fine head's come last, after the
+    last stage's own) and only the last of them in eval mode (deployment)."""
 
     def __init__(self, config: LapxConfig = LapxConfig()):
         super().__init__()
@@ -132,14 +167,18 @@ class LapxNet(nn.Module):
             stages.append(HourglassStage(c, config.num_joints, config.hourglass_depth,
                                          bottleneck, last=i == config.num_stages))
         self.stages = nn.ModuleList(stages)
+        self.fine_head = (FineHeatmapHead(config.num_joints, config.stem_channels[0])
+                          if config.heatmap_stride == 2 else None)
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Heatmaps of every stage, first to last."""
-        x = self.stem(x)
+        """Heatmaps of every stage, first to last, then the fine head's if there is one."""
+        x, half = self.stem(x)
         outputs = []
         for stage in self.stages:
             heatmaps, x = stage(x)
             outputs.append(heatmaps)
+        if self.fine_head is not None:
+            outputs.append(self.fine_head(outputs[-1], half))
         return outputs
 
     def forward(self, x: torch.Tensor):

@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whole-image-prob", type=float, default=None,
                    help="default 0.2 on LSP (teaches two-pass inference); 0 on COCO/MPII, whose "
                         "images hold several people and which are scored on person boxes")
+    p.add_argument("--hard-joints", type=int, default=0,
+                   help="learn from each crop's k joints of highest loss only (0: all joints)")
     p.add_argument("--rotation", type=float, default=30.0, help="rotation sigma in degrees")
     p.add_argument("--teacher-landmarks",
                    help="LSP: MediaPipe Pose landmarks of the images (mediapipe_heavy_landmarks.npz), "
@@ -184,18 +186,23 @@ class NonLocalSchedule:
                 block.gamma.grad = None
 
 
-def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor,
+                 hard_joints: int = 0) -> torch.Tensor:
     """Visibility-weighted MSE summed over every stage (intermediate supervision).
 
     Targets come at the finest output's resolution; a coarser output is compared with
     them average-pooled to its size (pooling a Gaussian by 2 keeps its centre on the
-    coarser grid and halves its sigma, within 3%)."""
-    w = weights[:, :, None, None]
+    coarser grid and halves its sigma, within 3%). ``hard_joints`` k > 0 keeps only each
+    crop's k joints of highest loss in each stage (online hard keypoint mining, Chen et
+    al., "Cascaded Pyramid Network", CVPR 2018), scaled so that k = all joints is the mean."""
     loss = 0.0
     for out in outputs:
         factor = targets.shape[-1] // out.shape[-1]
         target = targets if factor == 1 else torch.nn.functional.avg_pool2d(targets, factor)
-        loss = loss + ((out - target) ** 2 * w).mean()
+        per_joint = ((out - target) ** 2).mean(dim=(2, 3)) * weights
+        if 0 < hard_joints < per_joint.shape[1]:
+            per_joint = per_joint.topk(hard_joints, dim=1).values
+        loss = loss + per_joint.mean()
     return loss
 
 
@@ -431,9 +438,9 @@ def main(argv=None) -> int:
             x, targets, weights, *teacher = (torch.stack(t) for t in zip(*items))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 outputs = [o.float() for o in model(x.contiguous(memory_format=torch.channels_last))]
-            loss = heatmap_loss(outputs, targets, weights)
+            loss = heatmap_loss(outputs, targets, weights, args.hard_joints)
             if teacher:
-                loss = loss + args.teacher_weight * heatmap_loss(outputs, *teacher)
+                loss = loss + args.teacher_weight * heatmap_loss(outputs, *teacher, args.hard_joints)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch "
                                          f"{batch_index}; {out / 'last.pt'} keeps the last saved state")

@@ -8,6 +8,9 @@
 # recipe of a fresh run only: a resumed run must be given the values it started with. The
 # 192x192 lever (training/r4, MODEL.md round 2) ran as
 #   R2_OUT=training/r4 R2_INPUT=192 R2_EPOCHS=2 R2_LR=1e-4 R2_START=<r3's last.pt> scripts/train_r2.sh
+# and the stride-2 heatmap head (training/r6; sigma 3.0 at stride 2 is r3's 1.5 at stride 4) as
+#   R2_OUT=training/r6 R2_EPOCHS=4 R2_START=<r3's last.pt> scripts/train_r2.sh \
+#     --heatmap-stride 2 --sigma 3.0 --fine-head-lr-scale 10
 # The recipe's first run (peak lr 3e-4 over 24 epochs, training/r2) fell from 0.606 to 0.553
 # LSPET PCKh and 0.490 to 0.444 COCO OKS-PCK in its first two epochs (the restart shock of a
 # fresh Adam at a high rate) and would have needed about 30 hours: it was cut there. This

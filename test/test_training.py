@@ -311,3 +311,19 @@ def test_fine_head_is_added_to_weights_trained_at_stride_4(tmp_path, lsp):
     with pytest.raises(ValueError, match="does not fit"):
         train_cli.main(common + ["--out", str(tmp_path / "back"), "--init-weights", str(fine / "last.pt"),
                                  "--channels", "16", "--epochs", "1"])
+
+
+def test_hard_joint_mining_keeps_each_crops_worst_joints():
+    targets = torch.zeros(2, 4, 8, 8)
+    outputs = torch.zeros(2, 4, 8, 8)
+    outputs[:, :, 0, 0] = torch.tensor([[1.0, 2.0, 3.0, 4.0], [4.0, 0.0, 0.0, 1.0]])
+    weights = torch.ones(2, 4)
+    per_joint = outputs[:, :, 0, 0] ** 2 / 64
+    assert train_cli.heatmap_loss([outputs], targets, weights).item() == pytest.approx(per_joint.mean().item())
+    hardest = torch.tensor([[9.0, 16.0], [16.0, 1.0]]) / 64
+    assert train_cli.heatmap_loss([outputs], targets, weights, hard_joints=2).item() == pytest.approx(
+        hardest.mean().item())
+    # an unlabelled joint (weight 0) is never among the hard ones
+    weights[1, 0] = 0
+    assert train_cli.heatmap_loss([outputs], targets, weights, hard_joints=1).item() == pytest.approx(
+        (16.0 + 1.0) / 2 / 64)

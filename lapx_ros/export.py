@@ -175,9 +175,11 @@ def main(argv=None) -> int:
         for other in args.average_with:
             net, other_state = load_model(other)
             other_meta = ModelMetadata.from_json(other_state["metadata"])
-            if (other_meta.joint_names, other_meta.input_height, other_meta.input_width) != (
-                    meta.joint_names, meta.input_height, meta.input_width):
-                print(f"{other}: other joints or input size than {args.checkpoint}", file=sys.stderr)
+            if (other_meta.joint_names, other_meta.input_height, other_meta.input_width,
+                    other_meta.heatmap_stride) != (meta.joint_names, meta.input_height, meta.input_width,
+                                                   meta.heatmap_stride):
+                print(f"{other}: other joints, input size or heatmap stride than {args.checkpoint}",
+                      file=sys.stderr)
                 return 2
             networks.append(net)
         model = averaged_network(networks, meta, args.mirror)

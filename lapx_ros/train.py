@@ -193,8 +193,8 @@ def heatmap_loss(outputs: list[torch.Tensor], targets: torch.Tensor, weights: to
     Targets come at the finest output's resolution; a coarser output is compared with
     them average-pooled to its size (pooling a Gaussian by 2 keeps its centre on the
     coarser grid and halves its sigma, within 3%). ``hard_joints`` k > 0 keeps only each
-    crop's k joints of highest loss in each stage (online hard keypoint mining, Chen et
-    al., "Cascaded Pyramid Network", CVPR 2018), scaled so that k = all joints is the mean."""
+    crop's k joints of highest loss in each stage and averages those (online hard
+    keypoint mining, Chen et al., "Cascaded Pyramid Network", CVPR 2018)."""
     loss = 0.0
     for out in outputs:
         factor = targets.shape[-1] // out.shape[-1]
@@ -432,6 +432,7 @@ def main(argv=None) -> int:
         for batch_index in bar:
             progress = epoch + batch_index / batches_per_epoch
             for group in optimizer.param_groups:
+                # checkpoints from before the fine head have one group and no lr_scale
                 group["lr"] = schedule(progress) * group.get("lr_scale", 1.0)
             nonlocal_schedule.set_gamma(progress)
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]

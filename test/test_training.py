@@ -307,6 +307,13 @@ def test_fine_head_is_added_to_weights_trained_at_stride_4(tmp_path, lsp):
     assert head_lr == pytest.approx(10 * base_lr)
     model, _ = load_model(fine / "last.pt")
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 16, 32, 32)
+    # exported with its mirrored crop, the file agrees with PyTorch and says its stride
+    path = tmp_path / "fine.onnx"
+    assert export_cli.main([str(fine / "last.pt"), str(path), "--mirror", "--crops", "2"] + lsp) == 0
+    assert read_onnx_metadata(path).heatmap_stride == 2
+    # heatmaps of two strides cannot be averaged
+    assert export_cli.main([str(fine / "last.pt"), str(tmp_path / "mixed.onnx"), "--average-with",
+                            str(tmp_path / "coarse" / "last.pt"), "--crops", "2"] + lsp) == 2
     # the other way round a network's weights are missing: refused, not half-loaded
     with pytest.raises(ValueError, match="does not fit"):
         train_cli.main(common + ["--out", str(tmp_path / "back"), "--init-weights", str(fine / "last.pt"),

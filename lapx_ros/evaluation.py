@@ -13,7 +13,7 @@ from lapx_ros.data.coco import PERSON_CATEGORY, CocoPeople
 from lapx_ros.data.lsp import PoseRecord
 from lapx_ros.data.transforms import read_rgb
 from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING, keypoints_to_box
-from lapx_ros.layouts import COCO_17, MPII_16
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, convert_joints
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.metrics import mpii_pckh, pck_torso, pckh
 from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, SEARCH_PASSES, HeatmapFn, TopDownPredictor, box_region
@@ -89,8 +89,11 @@ def with_label_box(record: PoseRecord) -> PoseRecord:
 
 def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord], passes: int = SEARCH_PASSES,
                  decode_method: str = "dark", flip_test: bool = False, progress: bool = False,
-                 label_boxes: bool = False, first_padding: float = FIRST_REFINEMENT_PADDING) -> dict:
-    """PCKh@0.5 and PCK@0.2-torso (with per-joint tables) of the whole-frame search's predictions.
+                 label_boxes: bool = False, first_padding: float = FIRST_REFINEMENT_PADDING,
+                 labels_layout: JointLayout = MPII_16) -> dict:
+    """PCKh@0.5 and PCK@0.2-torso (with per-joint tables) of the whole-frame search's predictions,
+    moved by joint name into the records' ``labels_layout``: a model of any layout with the
+    twelve limb joints is scored on them.
 
     ``label_boxes`` crops the labelled joints' box instead: not the dashboard metric (the
     labels place the person) but the ceiling that better person finding could reach.
@@ -102,7 +105,9 @@ def evaluate_lsp(infer: HeatmapFn, meta: ModelMetadata, records: list[PoseRecord
         keypoints, _ = predict_lsp(infer, meta, records, passes, decode_method, flip_test, progress,
                                    first_padding)
     labels = np.stack([r.joints for r in records])
-    head, torso = pckh(keypoints, labels), pck_torso(keypoints, labels)
+    keypoints = convert_joints(keypoints, meta.layout, labels_layout, missing=np.nan)
+    head = pckh(keypoints, labels, layout=labels_layout)
+    torso = pck_torso(keypoints, labels, layout=labels_layout)
     return {"pckh": head.accuracy, "pck_torso": torso.accuracy, "images": len(records),
             "scored_joints_pckh": head.scored_joints, "scored_images_pckh": head.scored_images,
             "per_joint_pckh": head.per_joint, "per_joint_pck_torso": torso.per_joint}
@@ -258,30 +263,38 @@ def coco_limb_ap(coco, results: list[dict]) -> dict:
 
 
 def score_coco_limbs(coco, annotations: list[dict], pred17: np.ndarray, threshold: float = 0.5) -> dict:
-    """OKS-PCK@``threshold`` on the 12 limb joints of ``annotations`` given predictions
-    (len, 17, 2) in COCO order (NaN: not found), with the per-joint table."""
-    from lapx_ros.layouts import COCO_17
-    from lapx_ros.metrics import COCO_LIMB_JOINTS, oks_pck
+    """Scores of predictions (len, 17, 2) in COCO order (NaN: not found) on the 12 limb
+    joints of ``annotations``: OKS-PCK@``threshold`` with the labelled segment areas (and
+    its per-joint table); limb OKS-hit, the same with the box area, and the median error
+    / sqrt(box area), the peers' comparison (``../shared/notes/teachers.md``)."""
+    from lapx_ros.metrics import COCO_LIMB_JOINTS, median_relative_error, oks_pck
 
     labels = np.stack([np.asarray(a["keypoints"], dtype=np.float64).reshape(17, 3) for a in annotations])
     areas = np.array([max(float(a.get("area") or a["bbox"][2] * a["bbox"][3]), 1.0) for a in annotations])
+    box_areas = np.array([max(float(a["bbox"][2] * a["bbox"][3]), 1.0) for a in annotations])
     accuracy, per_joint, scored = oks_pck(pred17, labels, areas, threshold)
-    return {"oks_pck": accuracy, "people": len(annotations), "scored_joints": scored,
-            "per_joint_oks_pck": {COCO_17.joint_names[j]: float(v) for j, v in zip(COCO_LIMB_JOINTS, per_joint)}}
+    hit, per_joint_hit, _ = oks_pck(pred17, labels, box_areas, threshold)
+    return {"oks_pck": accuracy, "limb_oks_hit": hit,
+            "median_error": median_relative_error(pred17, labels, box_areas),
+            "people": len(annotations), "scored_joints": scored,
+            "per_joint_oks_pck": {COCO_17.joint_names[j]: float(v) for j, v in zip(COCO_LIMB_JOINTS, per_joint)},
+            "per_joint_limb_oks_hit": {COCO_17.joint_names[j]: float(v)
+                                       for j, v in zip(COCO_LIMB_JOINTS, per_joint_hit)}}
 
 
 def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir, decode_method: str = "dark",
                         flip_test: bool = False, progress: bool = False,
                         min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS,
                         box_padding: float = PERSON_BOX_PADDING) -> dict:
-    """An MPII-16 model on COCO people, one crop per labelled box grown by ``box_padding``
-    (the node's boxes path and its default box_padding):
-    OKS-PCK@0.5 of the 12 limb joints on people with ``min_keypoints`` labelled keypoints,
-    and COCO keypoint AP/AR on those joints over all labelled people."""
+    """A model of any layout with the limb joints on COCO people, one crop per labelled box
+    grown by ``box_padding`` (the node's boxes path and its default box_padding):
+    OKS-PCK@0.5 and limb OKS-hit of the 12 limb joints on people with ``min_keypoints``
+    labelled keypoints, and COCO keypoint AP/AR on those joints over all labelled people;
+    a COCO-17 model also gets the 17-joint AP (``ap``)."""
     from lapx_ros.data.coco import _clipped_box, _image_path, person_annotations
-    from lapx_ros.data.people import mpii_to_coco_limbs
 
-    require_layout(meta, MPII_16, "COCO limbs")
+    if not meta.layout.limb_joints:
+        raise ValueError(f"COCO limbs need a model with the 12 limb joints; {meta.layout_name} lacks some")
     predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
     people = person_annotations(coco)
     by_image: dict[int, list[dict]] = {}
@@ -296,10 +309,12 @@ def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir,
         keypoints, confidence = predictor.predict_regions(read_rgb(_image_path(coco, image_id, Path(images_dir))),
                                                           regions)
         for ann, k, c in zip(anns, keypoints, confidence):
-            k17 = mpii_to_coco_limbs(np.concatenate([k, c[:, None]], axis=1))
+            k17 = convert_joints(np.concatenate([k, c[:, None]], axis=1), meta.layout, COCO_17, missing=np.nan)
             predicted[ann["id"]] = k17[:, :2]
             results.append(keypoint_result(image_id, np.nan_to_num(k17[:, :2]), np.nan_to_num(k17[:, 2]), 1.0))
     scored = [a for a in people if a.get("num_keypoints", 0) >= min_keypoints]
     result = score_coco_limbs(coco, scored, np.stack([predicted[a["id"]] for a in scored]))
     ap = coco_limb_ap(coco, results)
+    if set(COCO_17.joint_names) <= set(meta.layout.common_names):
+        result.update({k: v for k, v in coco_keypoint_ap(coco, results).items() if k in ("ap", "ap50", "ar")})
     return {**result, **{f"limb_{k}": v for k, v in ap.items()}, "labelled_boxes": len(people), "images": len(by_image)}

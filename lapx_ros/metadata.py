@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from lapx_ros.layouts import JointLayout, flip_permutation
+from lapx_ros.layouts import JointLayout, flip_permutation, layout_for
 
 METADATA_KEY = "lapx_ros"
 FORMAT_VERSION = 1
@@ -50,6 +50,12 @@ class ModelMetadata:
 
     def flip_permutation(self) -> list[int]:
         return flip_permutation(self.flip_pairs, self.num_joints)
+
+    @property
+    def layout(self) -> JointLayout:
+        """The file's joint layout: the registered one of its name, or one built from the
+        names, pairs and bones the file carries."""
+        return layout_for(self.layout_name, self.joint_names, self.flip_pairs, self.skeleton)
 
     def to_json(self) -> str:
         return json.dumps({"format_version": FORMAT_VERSION, **asdict(self)})

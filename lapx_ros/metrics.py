@@ -1,9 +1,12 @@
-"""PCKh@0.5 and PCK@0.2-torso on LSP-style labels, as the project's dashboard defines them.
+"""PCKh@0.5 and PCK@0.2-torso on LSP-style labels, as the project's dashboard defines them,
+and COCO's per-keypoint OKS scores.
 
 Scored on the 12 limb joints, only on joints labelled visible. PCKh uses only images whose
-neck and head top are visible; a joint is correct within 0.5 x the neck-head top
+head-size joints (neck and head top) are visible; a joint is correct within 0.5 x their
 distance. PCK-torso uses images whose left shoulder and right hip are visible, with
 0.2 x their distance. A person the system did not return (NaN keypoints) counts as wrong.
+Labels and predictions are in one layout (``lapx_ros.layouts.convert_joints`` moves
+predictions into the labels' layout).
 """
 from __future__ import annotations
 
@@ -11,13 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lapx_ros.layouts import MPII_16
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout
 
-LIMB_JOINTS = tuple(MPII_16.index(n) for n in (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist"))
-_NECK, _HEAD = MPII_16.index("upper_neck"), MPII_16.index("head_top")
-_LSHOULDER, _RHIP = MPII_16.index("left_shoulder"), MPII_16.index("right_hip")
+LIMB_JOINTS = MPII_16.limb_joints
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,8 @@ class PckResult:
 
 
 def pck(pred: np.ndarray, labels: np.ndarray, ref_a: int, ref_b: int, factor: float,
-        joints=LIMB_JOINTS) -> PckResult:
-    """PCK of predictions (N, 16, 2) against labels (N, 16, 3) in MPII order.
+        joints=LIMB_JOINTS, layout: JointLayout = MPII_16) -> PckResult:
+    """PCK of predictions (N, K, 2) against labels (N, K, 3) of ``layout``.
 
     The threshold of each image is ``factor`` x the distance between its labelled joints
     ``ref_a`` and ``ref_b``; images where either is not visible are left out.
@@ -46,18 +45,24 @@ def pck(pred: np.ndarray, labels: np.ndarray, ref_a: int, ref_b: int, factor: fl
     per_joint = {}
     for col, j in enumerate(joints):
         n = scored[:, col].sum()
-        per_joint[MPII_16.joint_names[j]] = float(correct[:, col][scored[:, col]].mean()) if n else float("nan")
+        per_joint[layout.joint_names[j]] = float(correct[:, col][scored[:, col]].mean()) if n else float("nan")
     total = int(scored.sum())
     return PckResult(float(correct[scored].mean()) if total else float("nan"), per_joint,
                      total, int(usable.sum()))
 
 
-def pckh(pred, labels, factor: float = 0.5) -> PckResult:
-    return pck(pred, labels, _NECK, _HEAD, factor)
+def pckh(pred, labels, factor: float = 0.5, layout: JointLayout = MPII_16) -> PckResult:
+    """PCKh of the limb joints, with ``layout``'s head-size segment."""
+    if layout.head_size is None or not layout.limb_joints:
+        raise ValueError(f"PCKh needs labels with a head size and limb joints; {layout.name} lacks them")
+    neck, head = layout.indices(layout.head_size)
+    return pck(pred, labels, neck, head, factor, layout.limb_joints, layout)
 
 
-def pck_torso(pred, labels, factor: float = 0.2) -> PckResult:
-    return pck(pred, labels, _LSHOULDER, _RHIP, factor)
+def pck_torso(pred, labels, factor: float = 0.2, layout: JointLayout = MPII_16) -> PckResult:
+    names = layout.common_names
+    return pck(pred, labels, names.index("left_shoulder"), names.index("right_hip"), factor,
+               layout.limb_joints, layout)
 
 
 # The usual MPII PCKh mean leaves out pelvis and thorax.
@@ -72,34 +77,50 @@ def mpii_pckh(pred, labels, factor: float = 0.5) -> PckResult:
     which the common JSON annotations do not carry; the labelled neck-head top segment
     stands in for it (as on LSP), so figures are close to but not the official ones.
     """
-    return pck(pred, labels, _NECK, _HEAD, factor, joints=MPII_PCKH_JOINTS)
+    neck, head = MPII_16.indices(MPII_16.head_size)
+    return pck(pred, labels, neck, head, factor, joints=MPII_PCKH_JOINTS)
 
 
-# COCO's per-keypoint OKS constants (sigmas), in COCO-17 order.
-COCO_OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62,
-                            1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
-# COCO-17's 12 limb joints (shoulders to ankles), the joints an MPII-16 model shares with it.
-COCO_LIMB_JOINTS = tuple(range(5, 17))
+COCO_OKS_SIGMAS = COCO_17.sigmas()
+COCO_LIMB_JOINTS = COCO_17.limb_joints
+
+
+def keypoint_similarity(pred: np.ndarray, labels: np.ndarray, areas: np.ndarray,
+                        sigmas: np.ndarray) -> np.ndarray:
+    """Per-keypoint OKS, exp(-d^2 / (2 * area * (2 sigma)^2)) as in COCO's OKS: (N, K);
+    0 where the prediction is missing (NaN)."""
+    d2 = ((np.asarray(pred, dtype=np.float64)[..., :2] - np.asarray(labels, dtype=np.float64)[..., :2]) ** 2).sum(-1)
+    k2 = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    similarity = np.exp(-d2 / (2 * np.asarray(areas, dtype=np.float64)[:, None] * k2[None]))
+    return np.nan_to_num(similarity, nan=0.0)
 
 
 def oks_pck(pred: np.ndarray, labels: np.ndarray, areas: np.ndarray, threshold: float = 0.5,
             joints=COCO_LIMB_JOINTS) -> tuple[float, np.ndarray, int]:
-    """OKS-PCK: the fraction of labelled joints whose own keypoint similarity,
-    exp(-d^2 / (2 * area * (2 sigma)^2)) as in COCO's OKS, reaches ``threshold``.
+    """OKS-PCK: the fraction of labelled joints whose own keypoint similarity reaches
+    ``threshold``.
 
     ``pred`` (N, 17, 2) and ``labels`` (N, 17, 3) in COCO-17 order, ``areas`` (N,) the
-    people's segment areas; a missing prediction (NaN) is wrong. Returns the accuracy,
+    people's areas; a missing prediction (NaN) is wrong. Returns the accuracy,
     the per-joint accuracies (len(joints),) and the number of joints scored.
     """
     joints = list(joints)
-    pred = np.asarray(pred, dtype=np.float64)[:, joints, :2]
     labels = np.asarray(labels, dtype=np.float64)[:, joints]
-    d2 = ((pred - labels[..., :2]) ** 2).sum(-1)
-    k2 = (2 * COCO_OKS_SIGMAS[joints]) ** 2
-    similarity = np.exp(-d2 / (2 * np.asarray(areas, dtype=np.float64)[:, None] * k2[None]))
-    correct = np.nan_to_num(similarity, nan=0.0) >= threshold
+    correct = keypoint_similarity(np.asarray(pred)[:, joints], labels, areas, COCO_OKS_SIGMAS[joints]) >= threshold
     scored = labels[..., 2] > 0
     per_joint = np.array([correct[scored[:, j], j].mean() if scored[:, j].any() else np.nan
                           for j in range(len(joints))])
     total = int(scored.sum())
     return (float(correct[scored].mean()) if total else float("nan")), per_joint, total
+
+
+def median_relative_error(pred: np.ndarray, labels: np.ndarray, areas: np.ndarray,
+                          joints=COCO_LIMB_JOINTS) -> float:
+    """Median over labelled ``joints`` of pixel error / sqrt(area); a missing prediction is
+    an infinite error."""
+    joints = list(joints)
+    labels = np.asarray(labels, dtype=np.float64)[:, joints]
+    d = np.linalg.norm(np.asarray(pred, dtype=np.float64)[:, joints, :2] - labels[..., :2], axis=-1)
+    d = np.nan_to_num(d, nan=np.inf) / np.sqrt(np.asarray(areas, dtype=np.float64))[:, None]
+    scored = labels[..., 2] > 0
+    return float(np.median(d[scored])) if scored.any() else float("nan")

@@ -1,12 +1,14 @@
-"""lapx-train: train LAPX on LSP/LSPET (MPII 16-joint layout) on the CPU, resumably.
+"""lapx-train: train LAPX on the CPU, resumably.
 
-COCO keypoints (17 joints; validation OKS AP) or MPII (16 joints; validation PCKh) can
-be the training data instead. Beside LSP, everyday people can join the training set:
-teacher-labelled footage frames (--footage-labels, split by clip) and COCO people with
-their human labels mapped to MPII's joints (--coco-mpii-annotations); the COCO sliver's
-validation people then give a second figure (--coco-limbs-val-annotations, OKS-PCK@0.5). The run directory holds ``last.pt`` (resumable state,
-rewritten every few minutes and at each epoch), ``best.pt`` (best validation PCKh, or AP
-for COCO, kept under the same checkpoint key), ``log.csv`` and ``curves.png``.
+A recipe (--recipe, lapx_ros.data.recipe) names teacher-labelled sets with their human
+labels and the validation sets: the way the COCO-17 models are trained. Without one,
+LSP/LSPET (--layout, MPII-16 by default), COCO keypoints (17 joints; validation OKS AP) or
+MPII (16 joints; validation PCKh) are the training data. Beside LSP, everyday people can
+join the training set: teacher-labelled footage frames (--footage-labels, split by clip)
+and COCO people with their human labels (--coco-mpii-annotations); the COCO sliver's
+validation people then give a second figure (--coco-limbs-val-annotations, OKS-PCK@0.5).
+The run directory holds ``last.pt`` (resumable state, rewritten every few minutes and at
+each epoch), ``best.pt`` (best first validation figure), ``log.csv`` and ``curves.png``.
 """
 from __future__ import annotations
 
@@ -31,22 +33,27 @@ from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import PoseRecord, load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
 from lapx_ros.data.people import clip_names, load_coco_mpii_records, load_footage_records, split_clips
+from lapx_ros.data.recipe import Recipe, coco_subset, data_path, held_out_files
 from lapx_ros.data.teacher import attach_teacher, load_teacher_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
 from lapx_ros.evaluation import evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
-from lapx_ros.layouts import COCO_17, MPII_16, JointLayout
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, convert_joints, get_layout
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.model import LapxConfig, LapxNet
+
+
+INPUT_MULTIPLE = 4
 
 
 def parse_size(text: str) -> tuple[int, int]:
     """'128' or '192x256' (width x height) -> (width, height)."""
     parts = [int(v) for v in text.lower().split("x")]
     w, h = (parts[0], parts[0]) if len(parts) == 1 else parts
-    # Stride-4 stem and 2x poolings in each hourglass: sides must divide by 32 (e.g. 96x128,
-    # 3:4); the hourglass's deepest pooling floors an odd side and its upsampling restores it.
-    if w % 32 or h % 32 or w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError("input size must be a positive multiple of 32")
+    # The stem quarters the input exactly when its sides divide by 4; below that the
+    # hourglass's poolings floor odd sides and its upsampling restores them, so no larger
+    # multiple is needed (96x128 and 120x160 both work).
+    if w % INPUT_MULTIPLE or h % INPUT_MULTIPLE or w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"input size must be a positive multiple of {INPUT_MULTIPLE}")
     return w, h
 
 
@@ -66,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpii-annotations", help="instead of LSP: MPII training people, common JSON format")
     p.add_argument("--mpii-val-annotations", help="MPII validation people, common JSON format")
     p.add_argument("--mpii-images", help="folder of the MPII images")
-    people = p.add_argument_group("everyday people beside LSP (MPII-16 training only)")
+    p.add_argument("--recipe", help="instead of the flags above: a training recipe (JSON, lapx_ros.data.recipe): "
+                                    "teacher-labelled sets, human labels, validation")
+    p.add_argument("--layout", default=MPII_16.name,
+                   help="joint layout of a network trained on LSP (default %(default)s; coco17 takes the "
+                        "limb joints from the labels and the face joints from the teacher alone)")
+    people = p.add_argument_group("everyday people beside LSP")
     people.add_argument("--footage-labels", help="teacher labels of footage frames (scripts/teacher_labels.py "
                                                  "footage), used as the frames' training labels")
     people.add_argument("--footage-images", help="folder of those frames")
@@ -89,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-weights", help="start from this checkpoint's network weights (same "
                                           "configuration) with a fresh optimiser and learning-rate schedule; "
                                           "the non-local blocks keep their learnt gamma")
-    p.add_argument("--input-size", type=parse_size, default=(128, 128), help="W or WxH")
+    p.add_argument("--input-size", type=parse_size, default=(128, 128),
+                   help="W or WxH: the exported network's input, and the validation's")
+    p.add_argument("--extra-input-sizes", type=lambda t: [parse_size(v) for v in t.split(",")], default=[],
+                   help="comma-separated WxH: each batch is drawn at one of these or --input-size, so that "
+                        "one network serves several input sizes (multi-resolution training)")
     p.add_argument("--stages", type=int, default=3)
     p.add_argument("--channels", type=int, default=208)
     p.add_argument("--epochs", type=int, default=60)
@@ -215,9 +231,40 @@ def parameter_groups(model: LapxNet, fine_head_lr_scale: float) -> list[dict]:
     return groups
 
 
+# Where a joint of the new layout has no joint of the same name in the starting network,
+# its heatmap weights start from this joint's (all of them sit on the head).
+HEAD_JOINT_STAND_IN = {"nose": "head_top", "left_eye": "head_top", "right_eye": "head_top",
+                       "left_ear": "head_top", "right_ear": "head_top"}
+
+
+def joint_rows(weights: dict, model: LapxNet, source: JointLayout, target: JointLayout) -> dict:
+    """Starting weights of a network of the ``source`` layout, with every per-joint tensor
+    (each stage's heatmap head, the remap of its heatmaps and the fine head's) re-indexed to
+    ``target``'s joints by name; a joint the source lacks takes its stand-in's row, else
+    the new network's own initial row."""
+    names = source.common_names
+    own = model.state_dict()
+    out = dict(weights)
+    for key, value in weights.items():
+        if key not in own or own[key].shape == value.shape:
+            continue
+        axis = next((a for a in range(value.dim()) if value.shape[a] == source.num_joints
+                     and own[key].shape[a] == target.num_joints), None)
+        if axis is None:
+            continue
+        rows = list(own[key].unbind(axis))
+        for t, name in enumerate(target.common_names):
+            name = name if name in names else HEAD_JOINT_STAND_IN.get(name)
+            if name in names:
+                rows[t] = value.select(axis, names.index(name))
+        out[key] = torch.stack(rows, axis)
+    return out
+
+
 def load_start_weights(model: LapxNet, weights: dict) -> None:
     """--init-weights: every weight must match, except a fine heatmap head the starting
-    network lacks (it starts at zero correction, so the output is the start's upsampled)."""
+    network lacks (it starts at zero correction, so the output is the start's upsampled).
+    Weights of another joint layout are re-indexed first (``joint_rows``)."""
     try:
         result = model.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # a weight of another shape
@@ -233,6 +280,7 @@ SOURCE_FLAGS = {
     "lsp": ("lsp_images", "lsp_joints"),
     "coco": ("coco_annotations", "coco_images", "coco_val_annotations", "coco_val_images"),
     "mpii": ("mpii_annotations", "mpii_val_annotations", "mpii_images"),
+    "recipe": ("recipe",),
 }
 
 
@@ -258,16 +306,17 @@ class DataSource:
     neighbours: list[int] | None = None    # records whose people --neighbours pastes
 
 
-def people_records(args) -> list[PoseRecord]:
+def people_records(args, layout: JointLayout) -> list[PoseRecord]:
     """The everyday-people records the flags name (footage training clips, COCO people),
     each repeated as asked."""
     records = []
     if args.footage_labels:
         train_clips, _ = split_clips(clip_names(args.footage_labels), args.footage_val_every)
-        records += load_footage_records(args.footage_labels, args.footage_images, train_clips) * args.footage_repeat
+        records += load_footage_records(args.footage_labels, args.footage_images, train_clips,
+                                        layout=layout) * args.footage_repeat
     if args.coco_mpii_annotations:
         records += load_coco_mpii_records(args.coco_mpii_annotations, args.coco_mpii_images,
-                                          args.coco_mpii_teacher) * args.coco_mpii_repeat
+                                          args.coco_mpii_teacher, layout=layout) * args.coco_mpii_repeat
     return records
 
 
@@ -276,17 +325,18 @@ def same_targets(records: list[PoseRecord]) -> list[PoseRecord]:
     so that each batch stacks the same tensors."""
     if all(r.teacher is None for r in records):
         return records
-    return [r if r.teacher is not None else dataclasses.replace(r, teacher=np.zeros((MPII_16.num_joints, 3)))
+    return [r if r.teacher is not None else dataclasses.replace(r, teacher=np.zeros_like(r.joints))
             for r in records]
 
 
 def lsp_source(args) -> DataSource:
+    layout = get_layout(args.layout)
     first, last = parse_range(args.train_range)
-    train = load_lsp_records(args.lsp_images, args.lsp_joints, (first, last))
+    train = load_lsp_records(args.lsp_images, args.lsp_joints, (first, last), layout)
     if args.teacher_landmarks:
-        train = attach_teacher(train, first, load_teacher_joints(args.teacher_landmarks))
+        train = attach_teacher(train, first, load_teacher_joints(args.teacher_landmarks, layout=layout))
     lsp_count = len(train)
-    train = same_targets(train + people_records(args))
+    train = same_targets(train + people_records(args, layout))
     val = load_lsp_records(args.lsp_images, args.lsp_joints, parse_range(args.val_range))
     if args.val_limit:
         val = val[: args.val_limit]
@@ -302,7 +352,56 @@ def lsp_source(args) -> DataSource:
             scores.update(val_coco_oks_pck=coco["oks_pck"], val_coco_limb_ap=coco["limb_ap"])
         return scores
 
-    return DataSource(MPII_16, train, validate, neighbours=list(range(lsp_count)))
+    return DataSource(layout, train, validate, neighbours=list(range(lsp_count)))
+
+
+def recipe_source(args) -> DataSource:
+    """The sets of a recipe file; validation on each set its ``validate`` part names: LSPET
+    (whole-image search, PCKh@0.5), COCO people and a held-out split of a COCO-format set
+    (labelled boxes: limb OKS-hit, median error, 17-joint AP). ``val_score``, the mean of
+    the limb figures, picks ``best.pt``."""
+    recipe = Recipe.load(args.recipe)
+    checks = []
+    spec = recipe.validate
+    if "lsp" in spec:
+        lsp = spec["lsp"]
+        lsp_val = load_lsp_records(data_path(lsp["images"]), data_path(lsp["joints"]), parse_range(lsp["range"]))
+        if args.val_limit:
+            lsp_val = lsp_val[: args.val_limit]
+
+        def check_lsp(fn, meta):
+            result = evaluate_lsp(fn, meta, lsp_val, decode_method=args.decode)
+            return {"val_lsp_pckh": result["pckh"]}, result["pckh"]
+        checks.append(check_lsp)
+    for name, part in spec.items():
+        if name == "lsp":
+            continue
+        annotations = data_path(part["annotations"])
+        if part.get("held_out_of"):
+            coco = coco_subset(annotations, recipe.held_out[part["held_out_of"]])
+        else:
+            coco = open_coco(annotations)
+
+        def check_coco(fn, meta, name=name, coco=coco, images=data_path(part["images"])):
+            result = evaluate_coco_limbs(fn, meta, coco, images, args.decode)
+            scores = {f"val_{name}_limb_oks_hit": result["limb_oks_hit"],
+                      f"val_{name}_median_error": result["median_error"]}
+            if "ap" in result:
+                scores[f"val_{name}_ap"] = result["ap"]
+            return scores, result["limb_oks_hit"]
+        checks.append(check_coco)
+    if not checks:
+        raise ValueError(f"{args.recipe}: its 'validate' part names no validation set")
+
+    def validate(fn, meta):
+        scores, limbs = {}, []
+        for check in checks:
+            figures, limb = check(fn, meta)
+            scores.update(figures)
+            limbs.append(limb)
+        return {"val_score": float(np.mean(limbs)), **scores}
+
+    return DataSource(recipe.layout, same_targets(recipe.train), validate, neighbours=recipe.neighbours)
 
 
 def coco_source(args) -> DataSource:
@@ -325,7 +424,7 @@ def mpii_source(args) -> DataSource:
     return DataSource(MPII_16, load_mpii_records(args.mpii_annotations, args.mpii_images), validate)
 
 
-SOURCES = {"lsp": lsp_source, "coco": coco_source, "mpii": mpii_source}
+SOURCES = {"lsp": lsp_source, "coco": coco_source, "mpii": mpii_source, "recipe": recipe_source}
 
 
 def metadata_for(args, config: LapxConfig, layout: JointLayout = MPII_16) -> ModelMetadata:
@@ -335,7 +434,9 @@ def metadata_for(args, config: LapxConfig, layout: JointLayout = MPII_16) -> Mod
 
 
 VAL_LABELS = {"val_pckh": "PCKh@0.5", "val_pck_torso": "PCK@0.2 torso", "val_ap": "OKS AP", "val_ar": "OKS AR",
-              "val_coco_oks_pck": "COCO OKS-PCK@0.5"}
+              "val_coco_oks_pck": "COCO OKS-PCK@0.5", "val_score": "mean of the limb figures",
+              "val_lsp_pckh": "LSPET PCKh@0.5", "val_coco_limb_oks_hit": "COCO limb OKS-hit",
+              "val_fashion_limb_oks_hit": "fashion limb OKS-hit"}
 
 
 def write_curves(rows: list[dict], path: Path) -> None:
@@ -348,7 +449,7 @@ def write_curves(rows: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss (all stages)", yscale="log")
-    for (key, label), marker in zip(VAL_LABELS.items(), "osx^d"):
+    for (key, label), marker in zip(VAL_LABELS.items(), "osx^dv<>P"):
         if key in rows[0]:
             ax2.plot(epochs, [r[key] for r in rows], marker=marker, label=label)
     ax2.set(xlabel="epoch", ylabel="validation accuracy")
@@ -363,6 +464,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     source_key = source_name(args, parser)
+    if args.layout != MPII_16.name and source_key != "lsp":
+        parser.error("--layout is for --lsp-images; a recipe names its layout, COCO and MPII have theirs")
     if args.teacher_landmarks and source_key != "lsp":
         parser.error("--teacher-landmarks holds landmarks of the LSPET images: train on --lsp-images")
     people = ("footage_labels", "coco_mpii_annotations", "coco_limbs_val_annotations", "neighbours")
@@ -397,14 +500,21 @@ def main(argv=None) -> int:
         print(f"resumed {out / 'last.pt'} at epoch {epoch}, batch {batch_index}", file=sys.stderr)
     else:
         if args.init_weights:
-            load_start_weights(model, load_checkpoint(args.init_weights)["model"])
+            start = load_checkpoint(args.init_weights)
+            weights = start["model"]
+            if "metadata" in start:
+                start_layout = ModelMetadata.from_json(start["metadata"]).layout
+                if start_layout.joint_names != source.layout.joint_names:
+                    weights = joint_rows(weights, model, start_layout, source.layout)
+            load_start_weights(model, weights)
         (out / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
     model = model.to(memory_format=torch.channels_last)
 
     augment = AugmentConfig(rotation_sigma=args.rotation, whole_image_prob=args.whole_image_prob,
                             neighbour_prob=args.neighbours)
-    transform = TopDownTransform(source.layout, args.input_size, meta.heatmap_stride, args.sigma, augment)
-    train_set = PoseDataset(source.train, transform, meta.mean, meta.std, seed=args.seed,
+    transforms = [TopDownTransform(source.layout, size, meta.heatmap_stride, args.sigma, augment)
+                  for size in [args.input_size, *args.extra_input_sizes]]
+    train_set = PoseDataset(source.train, transforms[0], meta.mean, meta.std, seed=args.seed,
                             neighbours=source.neighbours)
 
     schedule = LrSchedule(args)
@@ -435,6 +545,9 @@ def main(argv=None) -> int:
                 # checkpoints from before the fine head have one group and no lr_scale
                 group["lr"] = schedule(progress) * group.get("lr_scale", 1.0)
             nonlocal_schedule.set_gamma(progress)
+            # One input size per batch, the same whichever batch a resumed run starts at.
+            pick = np.random.default_rng((args.seed, epoch, batch_index, 2)).integers(len(transforms))
+            train_set.transform = transforms[int(pick)]
             items = [train_set[int(i)] for i in order[batch_index * args.batch_size:(batch_index + 1) * args.batch_size]]
             x, targets, weights, *teacher = (torch.stack(t) for t in zip(*items))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):

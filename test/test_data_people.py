@@ -16,11 +16,12 @@ from lapx_ros.checkpoint import load_checkpoint
 from lapx_ros.data.coco import open_coco
 from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import PoseRecord
-from lapx_ros.data.people import (blazepose_to_mpii, clip_names, coco_to_mpii, landmarks_box,
-                                  load_coco_mpii_records, load_footage_records, mpii_to_coco_limbs, split_clips)
+from lapx_ros.data.people import (clip_names, landmarks_box, load_coco_mpii_records, load_footage_records,
+                                  split_clips)
+from lapx_ros.data.teacher import blazepose_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform, paste_neighbour
 from lapx_ros.evaluation import coco_limb_people, score_coco_limbs
-from lapx_ros.layouts import COCO_17, MPII_16
+from lapx_ros.layouts import COCO_17, MPII_16, convert_joints
 from lapx_ros.metrics import COCO_LIMB_JOINTS, oks_pck
 
 TEACHER = REPO / "training" / "teacher"
@@ -49,7 +50,7 @@ def test_blazepose_landmarks_become_mpii_joints():
     marks = synthetic_landmarks(np.random.default_rng(0))
     marks[1, 16, 3] = 0.1          # right wrist barely visible
     marks[2] = np.nan              # the teacher found nobody
-    joints = blazepose_to_mpii(marks)
+    joints = blazepose_joints(marks)
     assert joints.shape == (3, 16, 3)
     assert np.allclose(joints[0, MPII_16.index("right_wrist"), :2], marks[0, 16, :2])
     assert np.allclose(joints[0, MPII_16.index("left_shoulder"), :2], marks[0, 11, :2])
@@ -75,13 +76,13 @@ def test_coco_joints_map_to_mpii_and_back():
     rng = np.random.default_rng(1)
     coco = np.concatenate([rng.uniform(0, 100, (17, 2)), np.ones((17, 1))], axis=1)
     coco[COCO_17.index("left_knee"), 2] = 0
-    mpii = coco_to_mpii(coco)
+    mpii = convert_joints(coco, COCO_17, MPII_16)
     assert np.allclose(mpii[MPII_16.index("right_ankle")], coco[COCO_17.index("right_ankle")])
     assert mpii[MPII_16.index("left_knee"), 2] == 0
     assert np.allclose(mpii[MPII_16.index("thorax"), :2],
                        coco[[COCO_17.index("left_shoulder"), COCO_17.index("right_shoulder")], :2].mean(0))
     assert mpii[[MPII_16.index("upper_neck"), MPII_16.index("head_top")], 2].sum() == 0
-    back = mpii_to_coco_limbs(mpii[:, :2])
+    back = convert_joints(mpii[:, :2], MPII_16, COCO_17, missing=np.nan)
     assert np.allclose(back[list(COCO_LIMB_JOINTS)], coco[list(COCO_LIMB_JOINTS), :2])
     assert np.isnan(back[:5]).all()
 
@@ -172,11 +173,13 @@ def test_neighbours_off_leave_the_samples_as_they_were():
     assert all(np.array_equal(plain[i][1], on[i][1]) for i in range(4))
 
 
-def test_three_by_four_input_sizes_parse():
+def test_input_sizes_parse_in_multiples_of_four():
     assert train_cli.parse_size("96x128") == (96, 128)
+    assert train_cli.parse_size("120x160") == (120, 160)
     assert train_cli.parse_size("128") == (128, 128)
-    with pytest.raises(Exception):
-        train_cli.parse_size("100x128")
+    for bad in ("102x128", "0x128"):
+        with pytest.raises(Exception):
+            train_cli.parse_size(bad)
 
 
 @needs_footage

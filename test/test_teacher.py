@@ -4,10 +4,10 @@ import pytest
 
 from lapx_ros import train as train_cli
 from lapx_ros.checkpoint import load_checkpoint
-from lapx_ros.data.lsp import load_lsp_joints, load_lsp_records, lsp_to_mpii
+from lapx_ros.data.lsp import load_lsp_joints, load_lsp_records
 from lapx_ros.data.teacher import attach_teacher, load_teacher_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform, read_rgb
-from lapx_ros.layouts import MPII_16
+from lapx_ros.layouts import LSP_14, MPII_16, convert_joints
 
 LIMBS = [MPII_16.index(n) for n in MPII_16.joint_names if n not in ("pelvis", "thorax", "upper_neck", "head_top")]
 
@@ -37,7 +37,7 @@ def test_teacher_covers_the_images_mediapipe_found(landmarks_file, teacher):
 
 def test_teacher_joints_agree_with_the_labels_joint_by_joint(lspet_dir, teacher):
     """A wrong landmark index or a left/right mix-up would put most joints far off."""
-    labels = lsp_to_mpii(load_lsp_joints(lspet_dir / "joints.mat"))[:500]
+    labels = convert_joints(load_lsp_joints(lspet_dir / "joints.mat"), LSP_14, MPII_16)[:500]
     head = np.linalg.norm(labels[:, MPII_16.index("upper_neck"), :2] - labels[:, MPII_16.index("head_top"), :2], axis=1)
     for j in LIMBS:
         hits = [np.linalg.norm(teacher[i][j, :2] - labels[i - 1, j, :2]) <= 0.5 * head[i - 1]

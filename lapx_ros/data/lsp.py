@@ -1,4 +1,4 @@
-"""Leeds Sports Pose (LSP / LSPET) annotations, mapped to MPII's 16-joint order."""
+"""Leeds Sports Pose (LSP / LSPET) annotations, mapped to a model's joint layout (MPII-16 unless asked)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from lapx_ros.layouts import LSP_TO_MPII, MPII_16
+from lapx_ros.layouts import LSP_14, MPII_16, JointLayout, convert_joints
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,6 @@ def load_lsp_joints(joints_file) -> np.ndarray:
     return np.ascontiguousarray(joints, dtype=np.float64)
 
 
-def lsp_to_mpii(joints14: np.ndarray) -> np.ndarray:
-    """(N, 14, 3) LSP joints -> (N, 16, 3) MPII joints; pelvis and thorax are midpoints."""
-    n = joints14.shape[0]
-    out = np.zeros((n, MPII_16.num_joints, 3), dtype=np.float64)
-    out[:, list(LSP_TO_MPII)] = joints14
-    for derived, (a, b) in ((MPII_16.index("pelvis"), ("right_hip", "left_hip")),
-                            (MPII_16.index("thorax"), ("right_shoulder", "left_shoulder"))):
-        ia, ib = MPII_16.index(a), MPII_16.index(b)
-        out[:, derived, :2] = (out[:, ia, :2] + out[:, ib, :2]) / 2
-        out[:, derived, 2] = np.minimum(out[:, ia, 2], out[:, ib, 2])
-    return out
-
-
 def parse_range(text: str) -> tuple[int, int]:
     """'9001-9500' -> (9001, 9500), 1-based and inclusive like the image names."""
     try:
@@ -76,10 +63,12 @@ def lsp_image_name(index: int) -> str:
     return f"im{index:05d}.jpg"
 
 
-def load_lsp_records(images_dir, joints_file, index_range: tuple[int, int]) -> list[PoseRecord]:
-    """Records of images ``index_range`` (1-based, inclusive). A missing image is an error."""
+def load_lsp_records(images_dir, joints_file, index_range: tuple[int, int],
+                     layout: JointLayout = MPII_16) -> list[PoseRecord]:
+    """Records of images ``index_range`` (1-based, inclusive), joints in ``layout`` (MPII's
+    pelvis and thorax derived; joints LSP lacks unlabelled). A missing image is an error."""
     images_dir = Path(images_dir)
-    joints = lsp_to_mpii(load_lsp_joints(joints_file))
+    joints = convert_joints(load_lsp_joints(joints_file), LSP_14, layout)
     first, last = index_range
     if last > len(joints):
         raise ValueError(f"range {first}-{last} exceeds the {len(joints)} annotations in {joints_file}")

@@ -1,14 +1,14 @@
-"""Everyday people beside LSPET, in MPII's 16-joint layout: teacher-labelled footage and
-COCO people with their human labels.
+"""Everyday people beside LSPET, in a model's joint layout (MPII-16 unless asked):
+teacher-labelled footage and COCO people with their human labels.
 
 - Footage: frames of ``../shared/data/footage/exercise`` labelled by MediaPipe Pose
   (``scripts/teacher_labels.py footage``). The teacher's 12 limb joints, and the pelvis and
-  thorax derived from them, are the training labels; BlazePose has no upper neck or head
-  top, so those two get weight 0. Frames of one clip are near-duplicates: training and
+  thorax derived from them, are the training labels (for COCO-17 also its face points);
+  BlazePose has no upper neck or head top, so those two get weight 0. Frames of one clip are near-duplicates: training and
   validation are split by clip (``split_clips``).
 - COCO: each labelled person (``num_keypoints`` > 0, not a crowd) with its box, COCO's
-  17 joints mapped to MPII's 16 (limbs as they are, pelvis and thorax as midpoints, no
-  upper neck or head top); MediaPipe's landmarks of the same person crop
+  17 joints in the layout (for MPII-16: limbs as they are, pelvis and thorax as midpoints,
+  no upper neck or head top); MediaPipe's landmarks of the same person crop
   (``scripts/teacher_labels.py coco``) can be attached as the second, teacher target.
 """
 from __future__ import annotations
@@ -20,41 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from lapx_ros.data.lsp import PoseRecord, require_images
-from lapx_ros.data.teacher import BLAZEPOSE_OF_MPII, DERIVED
-from lapx_ros.layouts import COCO_17, MPII_16
+from lapx_ros.data.teacher import blazepose_joints
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, convert_joints
 
 # BlazePose landmarks that place the head: nose, eyes, ears, mouth corners.
 BLAZEPOSE_HEAD = tuple(range(11))
 BLAZEPOSE_SHOULDERS = (11, 12)
 # The head top sits about this far beyond the nose, in units of shoulder-centre to nose.
 HEAD_TOP_REACH = 0.6
-# The MPII-16 joints BlazePose has (the 12 limb joints).
-BLAZEPOSE_LIMB_JOINTS = tuple(MPII_16.index(n) for n in BLAZEPOSE_OF_MPII)
-
-
-def _derive(joints: np.ndarray) -> np.ndarray:
-    """Fills MPII's pelvis and thorax (..., 16, 3) as midpoints of hips and shoulders."""
-    for name, (a, b) in DERIVED.items():
-        ja, jb = joints[..., MPII_16.index(a), :], joints[..., MPII_16.index(b), :]
-        joints[..., MPII_16.index(name), :2] = (ja[..., :2] + jb[..., :2]) / 2
-        joints[..., MPII_16.index(name), 2] = np.minimum(ja[..., 2], jb[..., 2])
-    return joints
-
-
-def blazepose_to_mpii(landmarks: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
-    """BlazePose landmarks (..., 33, 4) = x, y, z, visibility -> MPII-16 (..., 16, 3) = x, y,
-    weight; weight 1 where the landmark's visibility reaches ``min_visibility``, 0 for
-    upper neck and head top and for missing (NaN) landmarks, whose x, y become 0."""
-    landmarks = np.asarray(landmarks, dtype=np.float64)
-    joints = np.zeros(landmarks.shape[:-2] + (MPII_16.num_joints, 3))
-    for name, landmark in BLAZEPOSE_OF_MPII.items():
-        marks = landmarks[..., landmark, :]
-        ok = np.isfinite(marks[..., :2]).all(-1) & (np.nan_to_num(marks[..., 3]) >= min_visibility)
-        joints[..., MPII_16.index(name), :2] = np.nan_to_num(marks[..., :2])
-        joints[..., MPII_16.index(name), 2] = ok
-    return _derive(joints)
-
-
 def landmarks_box(landmarks: np.ndarray, min_visibility: float = 0.5):
     """(x0, y0, x1, y1) around a person's landmarks (33, 4) of at least ``min_visibility``,
     reaching beyond the nose to where the head top is (BlazePose has no head top), or None."""
@@ -85,54 +58,30 @@ def split_clips(clips, val_every: int = 5) -> tuple[set[str], set[str]]:
 
 
 def load_footage_records(teacher_file, images_dir, clips=None, min_visibility: float = 0.5,
-                         min_joints: int = 6) -> list[PoseRecord]:
+                         min_joints: int = 6, layout: JointLayout = MPII_16) -> list[PoseRecord]:
     """Records of the teacher-labelled frames of ``clips`` (None: all): joints are the
     teacher's, the box spans its landmarks. Frames where the teacher found nobody, or
     fewer than ``min_joints`` limb joints, are left out. A missing image is an error."""
     data = np.load(teacher_file)
     images_dir = Path(images_dir)
-    joints = blazepose_to_mpii(data["landmarks"], min_visibility)
+    joints = blazepose_joints(data["landmarks"], layout, min_visibility)
+    limbs = list(layout.limb_joints)
     records = []
     for name, clip, marks, found, person in zip(data["image_file"], data["clip"], data["landmarks"],
                                                 data["found"], joints):
         if not found or (clips is not None and str(clip) not in clips):
             continue
         box = landmarks_box(marks, min_visibility)
-        if box is None or person[list(BLAZEPOSE_LIMB_JOINTS), 2].sum() < min_joints:
+        if box is None or person[limbs, 2].sum() < min_joints:
             continue
         records.append(PoseRecord(images_dir / str(name), person, box))
     require_images([r.image_path for r in records], teacher_file, images_dir)
     return records
 
 
-# MPII-16 joint -> COCO-17 joint, for the 12 limb joints both layouts have.
-COCO_OF_MPII = {name: COCO_17.index(name) for name in BLAZEPOSE_OF_MPII}
-
-
-def coco_to_mpii(joints17: np.ndarray) -> np.ndarray:
-    """COCO joints (..., 17, 3) = x, y, labelled -> MPII-16 (..., 16, 3); pelvis and thorax
-    are midpoints, upper neck and head top have weight 0 (COCO labels neither)."""
-    joints17 = np.asarray(joints17, dtype=np.float64)
-    out = np.zeros(joints17.shape[:-2] + (MPII_16.num_joints, 3))
-    for name, coco in COCO_OF_MPII.items():
-        out[..., MPII_16.index(name), :] = joints17[..., coco, :]
-    out[..., 2] = out[..., 2] > 0
-    return _derive(out)
-
-
-def mpii_to_coco_limbs(joints16: np.ndarray) -> np.ndarray:
-    """MPII-16 predictions (..., 16, D) -> COCO-17 order (..., 17, D); the five face
-    joints, which an MPII model does not predict, are NaN."""
-    joints16 = np.asarray(joints16, dtype=np.float64)
-    out = np.full(joints16.shape[:-2] + (COCO_17.num_joints, joints16.shape[-1]), np.nan)
-    for name, coco in COCO_OF_MPII.items():
-        out[..., coco, :] = joints16[..., MPII_16.index(name), :]
-    return out
-
-
 def load_coco_mpii_records(annotation_file, images_dir, teacher_file=None,
-                           min_visibility: float = 0.5) -> list[PoseRecord]:
-    """One record per labelled COCO person, in MPII-16 with its box (clipped to the image).
+                           min_visibility: float = 0.5, layout: JointLayout = MPII_16) -> list[PoseRecord]:
+    """One record per labelled COCO person, in ``layout`` with its box (clipped to the image).
     With ``teacher_file`` each record also carries MediaPipe's joints of its crop
     (all-zero weights where the teacher found nobody). A missing image is an error."""
     data = json.loads(Path(annotation_file).read_text())
@@ -141,7 +90,7 @@ def load_coco_mpii_records(annotation_file, images_dir, teacher_file=None,
     teacher = {}
     if teacher_file is not None:
         t = np.load(teacher_file)
-        for ann_id, person in zip(t["annotation_id"], blazepose_to_mpii(t["landmarks"], min_visibility)):
+        for ann_id, person in zip(t["annotation_id"], blazepose_joints(t["landmarks"], layout, min_visibility)):
             teacher[int(ann_id)] = person
     records = []
     for ann in sorted(data["annotations"], key=lambda a: a["id"]):
@@ -150,10 +99,12 @@ def load_coco_mpii_records(annotation_file, images_dir, teacher_file=None,
         info = images[ann["image_id"]]
         x, y, w, h = (float(v) for v in ann["bbox"])
         box = (max(x, 0.0), max(y, 0.0), min(x + w, info["width"] - 1.0), min(y + h, info["height"] - 1.0))
-        joints = coco_to_mpii(np.asarray(ann["keypoints"], dtype=np.float64).reshape(17, 3))
+        labels = np.asarray(ann["keypoints"], dtype=np.float64).reshape(COCO_17.num_joints, 3)
+        labels[:, 2] = labels[:, 2] > 0
+        joints = convert_joints(labels, COCO_17, layout)
         record = PoseRecord(images_dir / info["file_name"], joints, box, whole_image=False)
         if teacher_file is not None:
-            record = dataclasses.replace(record, teacher=teacher.get(ann["id"], np.zeros((MPII_16.num_joints, 3))))
+            record = dataclasses.replace(record, teacher=teacher.get(ann["id"], np.zeros_like(joints)))
         records.append(record)
     require_images([r.image_path for r in records], annotation_file, images_dir)
     return records

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lapx_ros.layouts import TORSO_JOINT_NAMES
 from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.frames import nearest_by_stamp
 
@@ -316,16 +317,12 @@ class DepthPairer:
 
 
 # ------------------------------------------------------------------------ sampling
-TORSO_WORDS = ("shoulder", "hip", "pelvis", "thorax")
-
-
 def torso_joints(joint_names) -> tuple[int, ...]:
-    """Indices of the joints that place a person's body: shoulders, hips, pelvis,
-    thorax. They are large, slow and rarely in front of or behind the body."""
-    found = tuple(i for i, name in enumerate(joint_names)
-                  if any(word in name.lower() for word in TORSO_WORDS))
+    """Indices of the joints that place a person's body (``layouts.TORSO_JOINT_NAMES``:
+    shoulders, hips, pelvis, thorax): large, slow and rarely in front of or behind it."""
+    found = tuple(i for i, name in enumerate(joint_names) if name in TORSO_JOINT_NAMES)
     if not found:
-        raise ValueError(f"no torso joint ({', '.join(TORSO_WORDS)}) among {list(joint_names)}")
+        raise ValueError(f"no torso joint ({', '.join(TORSO_JOINT_NAMES)}) among {list(joint_names)}")
     return found
 
 

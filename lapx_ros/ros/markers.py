@@ -38,6 +38,14 @@ def marker_points(poses, camera: PinholeCamera, plane_depth: float, threshold: f
     return out
 
 
+def drawing_camera(colour_camera: PinholeCamera | None, width: int, height: int) -> PinholeCamera:
+    """The colour camera scaled to this image, or a plausible guess without camera_info
+    (only for drawing: 3D positions are never computed with a guess)."""
+    if colour_camera is None:
+        return PinholeCamera.guess(width, height)
+    return colour_camera.scaled_to(width, height)
+
+
 class MarkerBuilder:
     """Builds one MarkerArray per frame and remembers who is shown, to delete leavers."""
 

@@ -89,6 +89,15 @@ def boxes_from_msg(msg):
     return arr, np.asarray(scores, np.float64)
 
 
+def input_topics(input_topic: str, transport: str, camera_info_topic: str = "") -> tuple[str, bool, str]:
+    """(image topic to subscribe, whether it carries CompressedImage, its CameraInfo topic)
+    for the input_topic, input_transport and camera_info_topic parameters: the node and
+    lapx-bag-poses read the same topics of one configuration."""
+    compressed = transport == "compressed"
+    topic = input_topic.rstrip("/") + "/compressed" if compressed else input_topic
+    return topic, compressed, camera_info_topic or sibling_topic(input_topic, "camera_info")
+
+
 def sibling_topic(topic: str, name: str) -> str:
     """``name`` in the same namespace as ``topic`` (camera/image_raw -> camera/camera_info)."""
     head, sep, _ = topic.rstrip("/").rpartition("/")
@@ -105,6 +114,18 @@ def depth_topics(depth_topic: str, transport: str) -> tuple[str, bool, str]:
     if base.endswith("/compressedDepth"):
         base, compressed = base[: -len("/compressedDepth")], True
     return (f"{base}/compressedDepth" if compressed else base), compressed, sibling_topic(base, "camera_info")
+
+
+def locate_in_depth(depth, stamp: float, poses, joint_names, keypoint_threshold: float,
+                    colour_camera, size: tuple[int, int], tolerance: float, wait: float):
+    """(BodyDepth or None, reason or None): ``poses`` of the frame stamped ``stamp`` and
+    ``size`` (width, height) in metres from a runtime.depth.DepthStream. Only joints at
+    or above ``keypoint_threshold`` are looked up: a joint the network did not see has
+    no place to read depth at."""
+    joints = len(joint_names)
+    keypoints = np.asarray([p.keypoints for p in poses], np.float64).reshape(-1, joints, 2)
+    seen = np.asarray([p.confidences >= keypoint_threshold for p in poses], bool).reshape(-1, joints)
+    return depth.locate(stamp, keypoints, seen, colour_camera, size, tolerance, wait)
 
 
 def stamp_seconds(stamp) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import time
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
@@ -31,14 +30,15 @@ from visualization_msgs.msg import MarkerArray
 from lapx_ros.msg import HumanPoseArray
 from lapx_ros.ros import params
 from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr, to_image_msg
-from lapx_ros.ros.markers import MarkerBuilder
+from lapx_ros.ros.markers import MarkerBuilder, drawing_camera
 from lapx_ros.ros.messages import (
     boxes_from_msg,
     boxes_message_type,
     depth_topics,
     finite_poses,
+    input_topics,
+    locate_in_depth,
     pose_array_msg,
-    sibling_topic,
     stamp_seconds,
 )
 from lapx_ros.runtime.detector import BackgroundDetector, create_person_detector, update_person_detector
@@ -304,8 +304,7 @@ class PoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------- inputs
     def _input_topic_name(self) -> str:
-        topic = self.config.input_topic
-        return topic.rstrip("/") + "/compressed" if self.config.input_transport == "compressed" else topic
+        return input_topics(self.config.input_topic, self.config.input_transport)[0]
 
     def _depth_topic_name(self) -> str:
         return depth_topics(self.config.depth_topic, self.config.depth_transport)[0]
@@ -348,7 +347,7 @@ class PoseNode(LifecycleNode):
         publishers = self._input_publishers()
         self._single_publisher = len(publishers) == 1
         self._subscribe_image(health.choose_reliability(cfg.qos_reliability, publishers))
-        info_topic = cfg.camera_info_topic or sibling_topic(cfg.input_topic, "camera_info")
+        info_topic = input_topics(cfg.input_topic, cfg.input_transport, cfg.camera_info_topic)[2]
         self._subscriptions_made.append(self.create_subscription(
             CameraInfo, info_topic, self._on_camera_info, self._image_qos("best_effort")))
         if self.depth is not None:
@@ -539,11 +538,9 @@ class PoseNode(LifecycleNode):
         if depth is None:
             return None
         cfg = self.config
-        joints = len(self.pipeline.estimator.metadata.joint_names)
-        keypoints = np.asarray([p.keypoints for p in poses], np.float64).reshape(-1, joints, 2)
-        seen = np.asarray([p.confidences >= cfg.keypoint_threshold for p in poses], bool).reshape(-1, joints)
-        body, reason = depth.locate(stamp, keypoints, seen, self._colour_camera, (width, height),
-                                    cfg.depth_stamp_tolerance, cfg.depth_wait)
+        body, reason = locate_in_depth(depth, stamp, poses, self.pipeline.estimator.metadata.joint_names,
+                                       cfg.keypoint_threshold, self._colour_camera, (width, height),
+                                       cfg.depth_stamp_tolerance, cfg.depth_wait)
         if reason:
             self._depth_last_reason = reason
             self.throttle.warn(f"depth: {reason.split(':', 1)[0]}", f"no 3D for this frame: {reason}")
@@ -552,9 +549,7 @@ class PoseNode(LifecycleNode):
     def _camera_for(self, width: int, height: int) -> PinholeCamera:
         """The colour camera scaled to this image, or a plausible guess without camera_info
         (only for drawing: 3D positions are never computed with a guess)."""
-        if self._colour_camera is None:
-            return PinholeCamera.guess(width, height)
-        return self._colour_camera.scaled_to(width, height)
+        return drawing_camera(self._colour_camera, width, height)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -3,11 +3,12 @@
 LSP/LSPET, PCKh@0.5 and PCK@0.2-torso: every image is given whole; the model finds the
 person itself (whole frame, then crops around its own keypoints, --passes), exactly as the node
 does. Labels never place a box. MPII, PCKh@0.5 (neck-head top as the head size) and
-PCK@0.2-torso: one crop per annotated person (centre and scale), MPII's protocol. COCO,
-OKS AP with pycocotools: one crop per labelled person box, or per detected person box
-of a COCO detection results file (--coco-detections). An MPII-16 model on COCO: one crop
-per labelled person box, OKS-PCK@0.5 of the 12 limb joints (people with at least 5
-labelled keypoints) and keypoint AP on those 12 joints.
+PCK@0.2-torso: one crop per annotated person (centre and scale), MPII's protocol. A model
+of any layout is scored on the joints it shares with the labels (by name). COCO, one crop
+per labelled person box: OKS-PCK@0.5, limb OKS-hit and median error of the 12 limb joints
+(people with at least 5 labelled keypoints), keypoint AP on those 12 joints and, for a
+COCO-17 model, OKS AP on all 17 with pycocotools; or, for a COCO-17 model, OKS AP per
+detected person box of a COCO detection results file (--coco-detections).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from lapx_ros.data.coco import CocoPeople, load_coco_people
 from lapx_ros.data.lsp import load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
 from lapx_ros.evaluation import (evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, load_heatmap_fn,
-                                 predict_coco, predict_in_boxes, predict_lsp, require_layout)
+                                 predict_coco, predict_in_boxes, predict_lsp, require_layout,
+                                 require_limbs)
 from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
@@ -124,9 +126,9 @@ def evaluate(mode: str, args, data, infer, meta) -> dict:
                             label_boxes=args.label_boxes, first_padding=args.first_padding)
     if mode == "mpii":
         return evaluate_mpii(infer, meta, data, args.decode, args.flip, progress)
-    if tuple(meta.joint_names) == MPII_16.joint_names:
+    if not args.coco_detections:
         return evaluate_coco_limbs(infer, meta, data.coco, data.images_dir, args.decode, args.flip, progress,
-                                   box_padding=coco_box_padding(args, meta))
+                                   box_padding=coco_box_padding(args, meta), image_ids=data.image_ids)
     return evaluate_coco(infer, meta, data, args.decode, args.flip, progress, args.coco_results,
                          box_padding=coco_box_padding(args, meta))
 
@@ -199,6 +201,10 @@ def print_table(mode: str, result: dict) -> None:
             print(f"{name:<16}{value:>8.3f}")
         print(f"{'OKS-PCK@0.5':<16}{result['oks_pck']:>8.3f}   ({result['people']} people, "
               f"{result['scored_joints']} limb joints)")
+        print(f"{'limb OKS-hit':<16}{result['limb_oks_hit']:>8.3f}   (box area)")
+        print(f"{'median error':<16}{result['median_error']:>8.3f}   (/ sqrt(box area))")
+        if "ap" in result:
+            print(f"{'OKS AP (17)':<16}{result['ap']:>8.3f}")
         for name in ("ap", "ap50", "ap75", "ar"):
             print(f"{'limb OKS ' + name.upper():<16}{result['limb_' + name]:>8.3f}")
         print(f"{result['images']} images, {result['labelled_boxes']} labelled boxes")
@@ -215,8 +221,10 @@ def main(argv=None) -> int:
     try:
         data = load_data(mode, args)
         infer, meta = load_heatmap_fn(args.model, args.threads, args.backend, args.precision, args.stage)
-        if mode == "mpii" or (mode == "coco" and tuple(meta.joint_names) != MPII_16.joint_names):
+        if mode == "mpii" or (mode == "coco" and args.coco_detections):
             require_layout(meta, MPII_16 if mode == "mpii" else COCO_17, mode.upper())
+        elif mode == "coco":
+            require_limbs(meta, "COCO")
     except (OSError, ValueError, ModelError) as exc:
         print(f"lapx-eval: {exc}", file=sys.stderr)
         return 2

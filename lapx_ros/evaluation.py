@@ -120,6 +120,13 @@ def require_layout(meta: ModelMetadata, layout, dataset: str) -> None:
                          f"({layout.num_joints} joints); this one is {meta.layout_name} ({meta.num_joints} joints)")
 
 
+def require_limbs(meta: ModelMetadata, dataset: str) -> None:
+    """Models of different layouts are compared on the twelve limb joints they share."""
+    if not meta.layout.limb_joints:
+        raise ValueError(f"{dataset} needs a model with the 12 limb joints (as {COCO_17.name} and "
+                         f"{MPII_16.name} have); this one is {meta.layout_name} ({meta.num_joints} joints)")
+
+
 def _progress(items, enabled: bool, desc: str = "evaluating"):
     if not enabled:
         return items
@@ -285,18 +292,21 @@ def score_coco_limbs(coco, annotations: list[dict], pred17: np.ndarray, threshol
 def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir, decode_method: str = "dark",
                         flip_test: bool = False, progress: bool = False,
                         min_keypoints: int = COCO_LIMBS_MIN_KEYPOINTS,
-                        box_padding: float = PERSON_BOX_PADDING) -> dict:
+                        box_padding: float = PERSON_BOX_PADDING, image_ids=None) -> dict:
     """A model of any layout with the limb joints on COCO people, one crop per labelled box
     grown by ``box_padding`` (the node's boxes path and its default box_padding):
     OKS-PCK@0.5 and limb OKS-hit of the 12 limb joints on people with ``min_keypoints``
     labelled keypoints, and COCO keypoint AP/AR on those joints over all labelled people;
-    a COCO-17 model also gets the 17-joint AP (``ap``)."""
+    a COCO-17 model also gets COCO's OKS AP/AR on all 17 (``ap``...). ``image_ids``: only
+    those images (default: all)."""
     from lapx_ros.data.coco import _clipped_box, _image_path, person_annotations
 
-    if not meta.layout.limb_joints:
-        raise ValueError(f"COCO limbs need a model with the 12 limb joints; {meta.layout_name} lacks some")
+    require_limbs(meta, "COCO limbs")
     predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
     people = person_annotations(coco)
+    if image_ids is not None:
+        wanted = set(image_ids)
+        people = [a for a in people if a["image_id"] in wanted]
     by_image: dict[int, list[dict]] = {}
     for ann in people:
         by_image.setdefault(ann["image_id"], []).append(ann)
@@ -316,5 +326,6 @@ def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir,
     result = score_coco_limbs(coco, scored, np.stack([predicted[a["id"]] for a in scored]))
     ap = coco_limb_ap(coco, results)
     if set(COCO_17.joint_names) <= set(meta.layout.common_names):
-        result.update({k: v for k, v in coco_keypoint_ap(coco, results).items() if k in ("ap", "ap50", "ar")})
-    return {**result, **{f"limb_{k}": v for k, v in ap.items()}, "labelled_boxes": len(people), "images": len(by_image)}
+        result.update(coco_keypoint_ap(coco, results, sorted(by_image) if image_ids is not None else None))
+    return {**result, **{f"limb_{k}": v for k, v in ap.items()}, "labelled_boxes": len(people),
+            "images": len(set(image_ids)) if image_ids is not None else len(by_image)}

@@ -42,6 +42,11 @@ class LapxConfig:
         if self.heatmap_stride not in (2, 4):
             raise ValueError(f"heatmap_stride must be 2 or 4, got {self.heatmap_stride}")
 
+    @property
+    def min_input_side(self) -> int:
+        """The smallest input side: the stem quarters it, then every hourglass level halves it."""
+        return 4 * 2 ** self.hourglass_depth
+
     def to_dict(self) -> dict:
         return asdict(self)
 

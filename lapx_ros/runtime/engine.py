@@ -106,7 +106,8 @@ def validate_model(path: str, metadata_json: str | None, inputs: dict, outputs: 
 
 # --- session creation, shared with other networks (lapx_ros.runtime.detector) -----------
 def onnxruntime_session(path: str, threads: int):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads; ModelError
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads that sleep when idle
+    (spinning ones slow whichever other network runs next on a small CPU); ModelError
     ("not a loadable ONNX model (...)") when the file cannot be read."""
     import onnxruntime as ort
 
@@ -115,6 +116,7 @@ def onnxruntime_session(path: str, threads: int):
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several private exception types

@@ -31,6 +31,7 @@ setup(
             "lapx-info=lapx_ros.info:main",
             "lapx-pose-node=lapx_ros.ros.node:main",
             "lapx-replay=lapx_ros.ros.replay:main",
+            "lapx-bag-poses=lapx_ros.ros.bag_poses:main",
         ]
     },
 )

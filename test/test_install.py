@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROS_EXECUTABLES = {"pose_node": "lapx_ros.ros.node", "replay": "lapx_ros.ros.replay"}
+ROS_EXECUTABLES = {"pose_node": "lapx_ros.ros.node", "replay": "lapx_ros.ros.replay",
+                   "bag_poses": "lapx_ros.ros.bag_poses"}
 
 
 def _prefix() -> Path:

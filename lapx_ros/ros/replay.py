@@ -1,4 +1,4 @@
-"""lapx-replay: publish a video file, an image folder or a webcam as a camera would.
+"""lapx-replay: publish a video file, an image folder, a webcam or a rosbag2 bag as a camera would.
 
 Each frame goes out as sensor_msgs/Image (any encoding the node reads) and/or
 CompressedImage on ``<topic>/compressed``, stamped when sent, with a plausible
@@ -8,6 +8,10 @@ demo and the tests run on real footage without a camera driver.
 With ``--depth`` a depth stream goes out beside the colour one, as an RGB-D camera's
 depth registered to its colour image: 16UC1 in millimetres (and/or image_transport's
 compressedDepth PNG), with each colour frame's stamp and a CameraInfo of its own.
+
+With ``--bag`` a recording is played back instead (lapx_ros/ros/bag_play.py): its
+camera topics with their recorded stamps, /clock, paced as recorded, faster, or as fast
+as the pose node answers.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lapx_ros.ros import bag_play
 from lapx_ros.ros.convert import COMPRESSED_FORMATS, OUTPUT_ENCODINGS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -199,9 +204,17 @@ def camera_info_for(width: int, height: int, header):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="lapx-replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", help="video file, image folder or file, or camera index / /dev/videoN")
-    parser.add_argument("--topic", default="camera/image_raw", help="Image topic")
-    parser.add_argument("--rate", type=float, default=10.0, help="frames per second (0 = as fast as possible)")
+    parser.add_argument("source", nargs="?",
+                        help="video file, image folder or file, or camera index / /dev/videoN")
+    parser.add_argument("--topic", action="append", metavar="TOPIC",
+                        help="Image topic (default camera/image_raw). With --bag: a topic of the bag to "
+                             "publish, NAME or NAME:=NEW_NAME to remap it (repeatable; default: every "
+                             "Image, CompressedImage and CameraInfo topic)")
+    parser.add_argument("--rate", default=None,
+                        help="frames per second (default 10; 0 = as fast as possible). With --bag: speed "
+                             "factor (default 1 = as recorded, 2 = twice as fast, 0 = as fast as "
+                             f"possible) or '{bag_play.ANSWER}': each frame once the node's pose for "
+                             "the previous one came back")
     parser.add_argument("--loop", action="store_true", help="start again at the end")
     parser.add_argument("--count", type=int, default=0, help="stop after this many frames (0 = no limit)")
     parser.add_argument("--encoding", default="bgr8", choices=OUTPUT_ENCODINGS)
@@ -237,7 +250,35 @@ def parse_args(argv=None):
                             "as image_transport names it), or both")
     depth.add_argument("--depth-first", action="store_true",
                        help="publish each depth image before its colour frame (default: after)")
+    bag = parser.add_argument_group(
+        "bag", "play a rosbag2 bag (a folder with metadata.yaml, or a .db3 / .mcap file) instead: "
+               "its camera topics with their recorded stamps, and /clock for use_sim_time")
+    bag.add_argument("--bag", metavar="PATH", help="the bag to play")
+    bag.add_argument("--type", action="append", metavar="TYPE",
+                     help="also publish every topic of this type (Image, CompressedImage, CameraInfo)")
+    bag.add_argument("--answer-topic", default="/human_pose",
+                     help=f"with --rate {bag_play.ANSWER}: where the node's HumanPoseArray answers come")
+    bag.add_argument("--answer-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help=f"with --rate {bag_play.ANSWER}: go on after this long without an answer")
+    bag.add_argument("--best-effort", action="store_true",
+                     help="best-effort publishers (default: reliable, which repairs large frames)")
+    bag.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    bag.add_argument("--list", action="store_true", help="print the bag's topics and exit")
     args = parser.parse_args(argv)
+    if args.bag is not None:
+        return _bag_args(parser, args)
+    if args.source is None:
+        parser.error("a SOURCE (video, folder, image, camera) or --bag PATH is needed")
+    bag_only = [name for name in ("type", "list", "best_effort", "no_clock") if getattr(args, name)]
+    if bag_only:
+        parser.error(f"--{bag_only[0].replace('_', '-')} needs --bag")
+    if args.topic and len(args.topic) > 1:
+        parser.error("--topic once (one Image topic), except with --bag")
+    args.topic = args.topic[0] if args.topic else "camera/image_raw"
+    try:
+        args.rate = 10.0 if args.rate is None else float(args.rate)
+    except ValueError:
+        parser.error(f"--rate {args.rate!r}: frames per second")
     if args.rate < 0:
         parser.error("--rate must be >= 0")
     if args.history < 0 or args.preload < 0:
@@ -245,6 +286,25 @@ def parse_args(argv=None):
     if args.depth is None and (args.depth_topic != DEPTH_TOPIC or args.depth_transport != "raw"
                                or args.depth_first):
         parser.error("--depth-topic, --depth-transport and --depth-first need --depth")
+    return args
+
+
+# Options that say how to turn images into messages: a bag's messages are already made.
+VIDEO_ONLY = ("encoding", "transport", "format", "frame_id", "size", "preload", "depth", "depth_topic",
+              "depth_transport", "depth_first")
+
+
+def _bag_args(parser, args):
+    defaults = {name: parser.get_default(name) for name in VIDEO_ONLY}
+    if args.source is not None:
+        parser.error("give either a SOURCE or --bag, not both")
+    changed = [name for name, value in defaults.items() if getattr(args, name) != value]
+    if changed:
+        parser.error(f"--{changed[0].replace('_', '-')} does not apply to --bag (its messages are "
+                     "published as recorded)")
+    args.rate = "1" if args.rate is None else args.rate
+    if args.history < 0 or args.answer_timeout <= 0 or args.count < 0:
+        parser.error("--history and --count must be >= 0, --answer-timeout > 0")
     return args
 
 
@@ -260,6 +320,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
     args = parse_args(argv[:len(argv) - len(ros_args)])
+    if args.bag is not None:
+        return bag_play.play_bag(args, ros_args)
     try:
         source = FrameSource(args.source, args.size)
         depth_source = DepthSource(args.depth) if args.depth else None

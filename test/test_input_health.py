@@ -121,3 +121,39 @@ def test_duplicates_of_a_handover_are_recognised():
     for k in ((4, 13), (5, 14)):
         recent.seen(k)
     assert not recent.seen((1, 10))  # long gone: a new frame as far as the filter knows
+
+
+def test_deltas_speak_of_the_last_period_and_restart_from_zero():
+    deltas = health.Deltas()
+    assert deltas.since_last("frames", 5) == 5
+    assert deltas.since_last("frames", 8) == 3
+    assert deltas.since_last("frames", 8) == 0
+    deltas.forget("frames")  # its counter was replaced by a new one
+    assert deltas.since_last("frames", 2) == 2
+
+
+def pipeline_facts(**changes):
+    values = dict(model_problem="", active=True, last_error="", input=facts(), new_invalid=0,
+                  new_with_depth=0, new_without_depth=0, depth_reason="", detector_problem="",
+                  processing_rate_hz=29.96, people=2)
+    values.update(changes)
+    return health.PipelineFacts(**values)
+
+
+@pytest.mark.parametrize("changes, level, words, warn", [
+    ({}, health.OK, "30.0 Hz, 2 people", False),
+    ({"model_problem": "no such file", "active": False}, health.ERROR, "model not loaded: no such file", False),
+    ({"active": False, "input": facts(publishers=())}, health.OK, "inactive", False),
+    ({"last_error": "NaN heatmaps"}, health.ERROR, "inference failing: NaN heatmaps", False),
+    # the input's problem comes before what the frames that did arrive went through
+    ({"input": facts(frames_lost=3), "new_invalid": 2}, health.WARN, "lost in transport", True),
+    ({"input": facts(since_last_frame_s=None)}, health.STALE, "no frames", True),
+    ({"new_invalid": 2}, health.WARN, "dropped 2 bad frame(s)", False),
+    ({"new_without_depth": 4, "depth_reason": "no depth image received yet"}, health.WARN,
+     "no depth for the last 4 frame(s), poses without 3D: no depth image received yet", False),
+    ({"new_without_depth": 4, "new_with_depth": 1}, health.OK, "people", False),  # some depth came
+    ({"detector_problem": "file truncated"}, health.WARN, "HOG instead of MoveNet: file truncated", False),
+])
+def test_the_most_serious_problem_sets_the_level(changes, level, words, warn):
+    verdict = health.pipeline_status(pipeline_facts(**changes))
+    assert verdict.level == level and words in verdict.message and verdict.warn == warn

@@ -157,7 +157,7 @@ def test_depth_topics(topic, transport, expected):
 def test_warnings_are_rate_limited_per_kind_with_a_count():
     import time
 
-    from lapx_ros.ros.node import WarningThrottle
+    from lapx_ros.runtime.throttle import WarningThrottle
 
     said = []
     throttle = WarningThrottle(SimpleNamespace(warning=said.append), period=0.2)

@@ -11,6 +11,7 @@ refused, both for the parameter file at start and for runtime sets.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
 from lapx_ros.runtime.engine import BACKENDS, MODEL_PRESETS, PRECISIONS
 from lapx_ros.runtime.estimator import MODES, PipelineConfig
+from lapx_ros.runtime.loader import ModelSettings
 from lapx_ros.runtime.smoothing import OneEuroParams
 from lapx_ros.topdown import SEARCH_PASSES
 
@@ -251,6 +253,12 @@ def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
         cfg.smoothing_min_cutoff, cfg.smoothing_beta, cfg.smoothing_d_cutoff))
 
 
+def model_settings(cfg: NodeConfig) -> ModelSettings:
+    """The network file (model_path, else model_preset's) and the engine it runs on."""
+    return ModelSettings(path=cfg.model_path, preset=cfg.model_preset, backend=cfg.backend,
+                         threads=cfg.threads, precision=cfg.precision)
+
+
 def detector_settings(cfg: NodeConfig) -> DetectorSettings:
     """The built-in detector's settings from the detector_* parameters (and the engine's
     backend; it runs f32 whatever the pose network's precision, see DetectorSettings). MoveNet's boxes hug the keypoints: they are grown by
@@ -299,6 +307,32 @@ def check_runtime(name: str, value) -> str | None:
 def coerce(name: str, value):
     """``value`` as the parameter's Python type (ints are accepted for floats)."""
     return SPECS[name].type(value)
+
+
+def declare(node) -> NodeConfig:
+    """Declare every parameter on ``node``; an invalid value from the parameter file is
+    refused with an error in the log, and the default is used instead."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    values = {}
+    for spec in SPECS.values():
+        desc = descriptor(spec)
+        try:
+            writable = copy.copy(desc)
+            writable.read_only = False
+            writable.dynamic_typing = True  # an int for a double is coerced below, not refused
+            value = node.declare_parameter(spec.name, spec.default, writable).value
+            reason = check(spec.name, value)
+            node.undeclare_parameter(spec.name)  # redeclared below, read-only if it must be
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            reason, value = f"{spec.name}: {exc}", spec.default
+        if reason:
+            node.get_logger().error(f"parameter refused: {reason}; using {spec.default!r}")
+            value = spec.default
+        value = coerce(spec.name, value)
+        node.declare_parameter(spec.name, value, desc, ignore_override=True)
+        values[spec.name] = value
+    return NodeConfig(**values)
 
 
 def descriptor(spec: Param):

@@ -80,3 +80,66 @@ def _why_no_frames(facts: InputFacts) -> str:
                 f"are lost in transport; fix: {TRANSPORT_FIX}")
     return (f"{count} publisher(s) on {facts.topic} but no frames arrive (the camera publishes "
             "nothing, or frames are lost in transport: see docs/node.md, 'Large frames')")
+
+
+class Deltas:
+    """How much running totals grew since the previous look: the diagnostics speak of the
+    last period, the counters of the whole run."""
+
+    def __init__(self):
+        self._last: dict[str, int] = {}
+
+    def since_last(self, name: str, total: int) -> int:
+        grown = total - self._last.get(name, 0)
+        self._last[name] = total
+        return grown
+
+    def forget(self, *names: str) -> None:
+        """These totals start again from zero (their counter was replaced)."""
+        for name in names:
+            self._last.pop(name, None)
+
+
+@dataclass(frozen=True)
+class PipelineFacts:
+    """What the pipeline's diagnostics level is decided on, once a period."""
+
+    model_problem: str  # why no model is loaded ("" when one is)
+    active: bool
+    last_error: str  # of inference, cleared by the next frame that succeeds
+    input: InputFacts
+    new_invalid: int  # frames dropped as invalid in the period
+    new_with_depth: int  # frames of the period located in 3D
+    new_without_depth: int
+    depth_reason: str  # why the last frame without depth went without
+    detector_problem: str  # why the detector asked for is not the one that runs
+    processing_rate_hz: float
+    people: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: int
+    message: str
+    warn: bool = False  # a problem of the input the user must act on: also worth a warning
+
+
+def pipeline_status(facts: PipelineFacts) -> Verdict:
+    """The diagnostics level and message: the most serious problem, with what to do."""
+    if facts.model_problem:
+        return Verdict(ERROR, f"model not loaded: {facts.model_problem}")
+    if not facts.active:
+        return Verdict(OK, "inactive")
+    if facts.last_error:
+        return Verdict(ERROR, f"inference failing: {facts.last_error}")
+    problem = input_problem(facts.input)
+    if problem is not None:
+        return Verdict(*problem, warn=True)
+    if facts.new_invalid:
+        return Verdict(WARN, f"dropped {facts.new_invalid} bad frame(s)")
+    if facts.new_without_depth and not facts.new_with_depth:
+        return Verdict(WARN, (f"no depth for the last {facts.new_without_depth} frame(s), "
+                              f"poses without 3D: {facts.depth_reason}"))
+    if facts.detector_problem:
+        return Verdict(WARN, f"detector: HOG instead of MoveNet: {facts.detector_problem}")
+    return Verdict(OK, f"{facts.processing_rate_hz:.1f} Hz, {facts.people} people")

@@ -1,0 +1,73 @@
+"""The pose pipeline the node runs, built from plain settings: the model file (or the
+shipped file of a preset) on an engine and, in mode detector, the built-in person
+detector on a thread of its own. No ROS here, so that a tool can build exactly the
+node's pipeline without starting a node."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lapx_ros.runtime.detector import (
+    BackgroundDetector,
+    DetectorSettings,
+    create_person_detector,
+)
+from lapx_ros.runtime.engine import ModelError, create_engine, default_model_path
+from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which network file runs, and on what (the node's model_* and engine parameters)."""
+
+    path: str = ""  # "" = the shipped file of ``preset``
+    preset: str = "default"
+    backend: str = "auto"
+    threads: int = 2
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What runs, or why nothing does: for the log and the diagnostics."""
+
+    path: str = ""
+    problem: str = ""  # why no pipeline could be built
+    engine: str = ""  # the engine's own description of what runs
+    summary: str = ""  # the file's joint layout and input size
+    detector: str = ""  # mode detector: the detector that runs
+    detector_problem: str = ""  # why the detector asked for is not the one that runs
+
+
+@dataclass
+class LoadedPipeline:
+    """``pipeline`` is None when the model could not be loaded (``status.problem`` says
+    why); ``notes`` are the fallbacks taken on the way, for the caller's log."""
+
+    pipeline: PosePipeline | None
+    status: ModelStatus
+    notes: list[str] = field(default_factory=list)
+
+
+def load_pipeline(model: ModelSettings, config: PipelineConfig, detector: DetectorSettings | None = None,
+                  synchronous_detector: bool = False) -> LoadedPipeline:
+    """The pipeline of ``config`` on the network of ``model``; with ``detector`` settings
+    also the built-in detector (synchronous: it runs inside the frame that asks for it,
+    for offline measurements). A file that cannot be used is a status, not an exception."""
+    notes: list[str] = []
+    try:
+        path = model.path or default_model_path(model.preset)
+        engine = create_engine(path or f"(no {model.preset} model file found in models/)", model.backend,
+                               model.threads, model.precision, log=notes.append)
+    except (ModelError, ValueError) as exc:
+        return LoadedPipeline(None, ModelStatus(problem=str(exc)), notes)
+    background, detector_text, detector_problem = None, "", ""
+    if detector is not None:
+        detect, detector_problem = create_person_detector(detector, log=notes.append)
+        background = BackgroundDetector(detect, synchronous=synchronous_detector)
+        detector_text = detect.description
+    meta = engine.metadata
+    status = ModelStatus(path=path, engine=engine.description,
+                         summary=(f"{meta.layout_name} {meta.num_joints} joints, input "
+                                  f"{meta.input_width}x{meta.input_height}"),
+                         detector=detector_text, detector_problem=detector_problem)
+    return LoadedPipeline(PosePipeline(PoseEstimator(engine), config, background), status, notes)

@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average-with", action="append", default=[], metavar="CHECKPOINT",
                    help="also run this checkpoint's network (same joints and input) and average "
                         "the heatmaps in the graph; repeatable")
+    p.add_argument("--input-size", metavar="WxH",
+                   help="export at this input size instead of the one trained at (a fully convolutional "
+                        "network trained at several sizes, lapx-train --extra-input-sizes, runs at any)")
     p.add_argument("--mirror", action="store_true",
                    help="also run the mirrored crop in the graph and average (flip test inside the file)")
     return p
@@ -169,15 +172,28 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     model, state = load_model(args.checkpoint)
-    meta = ModelMetadata.from_json(state["metadata"])
+    meta = trained = ModelMetadata.from_json(state["metadata"])
+    if args.input_size:
+        from lapx_ros.train import parse_size
+
+        try:
+            width, height = parse_size(args.input_size)
+        except argparse.ArgumentTypeError as exc:
+            print(f"--input-size: {exc}", file=sys.stderr)
+            return 2
+        if min(width, height) < model.config.min_input_side:
+            print(f"--input-size: this network needs sides of at least {model.config.min_input_side}", file=sys.stderr)
+            return 2
+        meta = dataclasses.replace(meta, input_width=width, input_height=height)
+        meta.validate()
     if args.average_with or args.mirror:
         networks = [model]
         for other in args.average_with:
             net, other_state = load_model(other)
             other_meta = ModelMetadata.from_json(other_state["metadata"])
             if (other_meta.joint_names, other_meta.input_height, other_meta.input_width,
-                    other_meta.heatmap_stride) != (meta.joint_names, meta.input_height, meta.input_width,
-                                                   meta.heatmap_stride):
+                    other_meta.heatmap_stride) != (trained.joint_names, trained.input_height, trained.input_width,
+                                                   trained.heatmap_stride):
                 print(f"{other}: other joints, input size or heatmap stride than {args.checkpoint}",
                       file=sys.stderr)
                 return 2

@@ -122,3 +122,21 @@ def test_lapx_train_refuses_inputs_too_small_for_the_hourglass(tmp_path, recipe_
     with pytest.raises(SystemExit):
         train_cli.main(["--recipe", str(path), "--out", str(tmp_path), "--input-size", "48x64"])
     assert "at least 64" in capsys.readouterr().err
+
+
+def test_a_network_trained_at_several_sizes_exports_at_another(tmp_path, recipe_files, lspet_dir, capsys):
+    from lapx_ros import export as export_cli
+    from lapx_ros.export import read_onnx_metadata
+
+    path, _, _ = recipe_files
+    out = tmp_path / "run"
+    assert train_cli.main(["--recipe", str(path), "--out", str(out), "--stages", "1", "--channels", "16",
+                           "--input-size", "64x80", "--extra-input-sizes", "72x96", "--batch-size", "8",
+                           "--max-batches", "1", "--threads", "2"]) == 0
+    lsp = ["--lsp-images", str(lspet_dir / "images"), "--lsp-joints", str(lspet_dir / "joints.mat"), "--crops", "2"]
+    onnx = tmp_path / "wide.onnx"
+    assert export_cli.main([str(out / "last.pt"), str(onnx), "--input-size", "72x96"] + lsp) == 0
+    meta = read_onnx_metadata(onnx)
+    assert (meta.input_width, meta.input_height) == (72, 96) and meta.layout is COCO_17
+    assert export_cli.main([str(out / "last.pt"), str(tmp_path / "small.onnx"), "--input-size", "48x64"] + lsp) == 2
+    assert "at least 64" in capsys.readouterr().err and not (tmp_path / "small.onnx").exists()

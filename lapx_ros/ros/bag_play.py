@@ -9,9 +9,10 @@ belong to it, then nothing until its HumanPoseArray came back (bounded by
 ``--answer-timeout``). The last makes the node process every frame, whatever the CPU,
 which is what a comparison with lapx-bag-poses needs.
 
-With ``--loop`` each pass after the first is shifted by the bag's length plus one
-frame period, stamps and clock alike: time never runs backwards, so the node neither
-drops frames as going back in time nor restarts its tracking.
+With ``--loop`` each pass after the first is shifted so that its first frame comes
+one frame period after the previous pass's last, stamps and clock alike: time never
+runs backwards, so the node neither drops frames as going back in time nor restarts
+its tracking.
 """
 from __future__ import annotations
 
@@ -206,6 +207,9 @@ class Player:
                     if self.done():
                         return
                     continue
+                frame = is_colour_frame(item)
+                if frame and self.done():  # what came with the last frame is out: stop
+                    return
                 if wall_start is None:
                     wall_start, timeline_start = time.monotonic(), item.log_ns
                 if isinstance(self.rate, float) and self.rate > 0:
@@ -215,16 +219,17 @@ class Player:
                 self.messages += 1
                 first = item.log_ns if first is None else first
                 last = item.log_ns
-                if is_colour_frame(item):
+                if frame:
                     frame_logs.append(item.log_ns)
                     self.frames += 1
-                    if self.done() and not self.answers:
-                        return
             if not self.args.loop or first is None:
                 return
+            # the next pass's first frame one frame period after this pass's last, as if
+            # the camera had gone on; never before this pass's last message
             gaps = [b - a for a, b in zip(frame_logs, frame_logs[1:])]
-            period = int(statistics.median(gaps)) if gaps else DEFAULT_PERIOD_NS
-            shift += (last - first) + max(period, 1)
+            period = max(int(statistics.median(gaps)) if gaps else DEFAULT_PERIOD_NS, 1)
+            frames_span = frame_logs[-1] - frame_logs[0] if frame_logs else 0
+            shift += max(frames_span + period, last - first + 1)
 
     def done(self) -> bool:
         return bool(self.args.count) and self.frames >= self.args.count
@@ -313,6 +318,7 @@ def _play_with_ros(bag: BagReader, plan: dict, args, ros_args) -> int:
             say(f"sent {player.frames} frames ({player.messages} messages) from {bag.path} in "
                 f"{elapsed:.1f} s ({player.frames / elapsed:.1f} frames/s{unanswered})")
         executor.shutdown()
+        spinner.join(timeout=5.0)  # a thread still inside rclpy at exit aborts the process
         node.destroy_node()
         rclpy.try_shutdown()
     return status

@@ -180,31 +180,28 @@ class OfflinePoser:
     def __init__(self, config: params.NodeConfig, markers: bool = False, log=lambda text: None):
         from lapx_ros.ros.markers import MarkerBuilder
         from lapx_ros.runtime.depth import DepthStream, torso_joints
-        from lapx_ros.runtime.detector import BackgroundDetector, create_person_detector
-        from lapx_ros.runtime.engine import create_engine, default_model_path
-        from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
         from lapx_ros.runtime.frames import FrameGate
+        from lapx_ros.runtime.loader import load_pipeline
 
         cfg = self.config = config
         if cfg.mode == "boxes":
             raise ConfigError("mode boxes is not supported offline (person boxes from another node "
                               "are not read from bags yet): use mode single or detector")
-        self.model_path = cfg.model_path or default_model_path(cfg.model_preset)
-        self.engine = create_engine(self.model_path or f"(no {cfg.model_preset} model file found in models/)",
-                                    cfg.backend, cfg.threads, cfg.precision, log=log)
-        self.detector_description = ""
-        detector = None
-        if cfg.mode == "detector":
-            detect, problem = create_person_detector(params.detector_settings(cfg), log=log)
-            if problem:
-                log(f"{problem}; mode detector falls back to OpenCV HOG")
-            self.detector_description = detect.description
-            detector = BackgroundDetector(detect, synchronous=True)
-        meta = self.engine.metadata
-        self.pipeline = PosePipeline(PoseEstimator(self.engine), params.pipeline_config(cfg), detector)
+        loaded = load_pipeline(params.model_settings(cfg), params.pipeline_config(cfg),
+                               params.detector_settings(cfg) if cfg.mode == "detector" else None,
+                               synchronous_detector=True)
+        for text in loaded.notes:
+            log(text)
+        self.status = loaded.status
+        if loaded.pipeline is None:
+            raise ConfigError(f"cannot load the model: {loaded.status.problem}")
+        if loaded.status.detector_problem:
+            log(f"{loaded.status.detector_problem}; mode detector falls back to OpenCV HOG")
+        self.pipeline = loaded.pipeline
         self.depth = None
         if cfg.depth_topic:
-            self.depth = DepthStream(params.depth_settings(cfg), torso_joints(meta.joint_names),
+            self.depth = DepthStream(params.depth_settings(cfg),
+                                     torso_joints(self.pipeline.estimator.metadata.joint_names),
                                      max_pixels=cfg.max_image_pixels)
         self.gate = FrameGate()
         self.marker_builder = MarkerBuilder() if markers and cfg.publish_markers else None
@@ -463,8 +460,6 @@ def main(argv=None) -> int:
 def _run(args, config, bag: BagReader, topics: InputTopics, say) -> int:
     from tqdm import tqdm
 
-    from lapx_ros.runtime.engine import ModelError
-
     summary = Summary(input_topic=topics.image, mode=config.mode, output=str(args.output),
                       storage=args.storage or bag.storage)
     if config.depth_topic and not topics.depth:
@@ -472,11 +467,11 @@ def _run(args, config, bag: BagReader, topics: InputTopics, say) -> int:
     loading = time.perf_counter()
     try:
         poser = OfflinePoser(config, markers=args.markers, log=say)
-    except (ModelError, ValueError) as exc:
+    except ValueError as exc:  # a layout without torso joints, with depth
         raise ConfigError(f"cannot set up the pipeline: {exc}") from None
     summary.load_seconds = time.perf_counter() - loading
-    summary.engine = poser.engine.description
-    summary.model = poser.model_path
+    summary.engine = poser.status.engine + (f"; detector {poser.status.detector}" if poser.status.detector else "")
+    summary.model = poser.status.path
     out_topic = resolve_topic(args.namespace, "human_pose")
     marker_topic = resolve_topic(args.namespace, "human_pose/markers")
     readers = {topics.colour_info: poser.colour_info, topics.depth: poser.depth_image,

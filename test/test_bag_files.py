@@ -274,6 +274,7 @@ def test_a_message_that_does_not_decode_is_named_and_nothing_is_written(frames, 
     out = tmp_path / "out"
     refused(bag_poses(bag_path, out), f"message 2 of {COLOUR} at +0.133 s", "does not decode")
     nothing_written(out)
+    refused(run("lapx_ros.ros.replay", "--bag", bag_path, "--rate", "0"), f"message 2 of {COLOUR} at +0.133 s")
 
 
 def test_an_unknown_message_type_is_named(frames, tmp_path):

@@ -373,39 +373,39 @@ class InputTopics:
 
 
 def input_topics_in_bag(config: params.NodeConfig, namespace: str, bag: BagReader) -> InputTopics:
-    """The bag topics the node would subscribe to with ``config``; BagError naming the
-    topic (and the bag's image topics) when the frames are missing or of another type."""
+    """The bag topics the node would subscribe to with ``config`` ("" for a CameraInfo or
+    depth topic the bag lacks); BagError naming the topic (and the bag's image topics)
+    when the frames are missing or of another type."""
     from lapx_ros.ros.messages import depth_topics, input_topics
+
+    def of_type(topic: str, msgtype: str, role: str, setting: str) -> bool:
+        """Whether the bag has ``topic``; BagError when it holds another type there."""
+        found = bag.topics.get(topic)
+        if found is not None and found.msgtype != msgtype:
+            raise BagError(f"{bag.path}: {role} topic {topic} is {found.msgtype}, the node reads {msgtype} "
+                           f"there ({setting})")
+        return found is not None
 
     image, compressed, info = input_topics(config.input_topic, config.input_transport,
                                            config.camera_info_topic)
     image, info = resolve_topic(namespace, image), resolve_topic(namespace, info)
-    wanted = COMPRESSED_IMAGE if compressed else IMAGE
-    found = bag.topics.get(image)
-    images = [t for t in bag.topics.values() if t.msgtype in (IMAGE, COMPRESSED_IMAGE)]
-    if found is None:
+    setting = f"input_transport {config.input_transport!r}"
+    if not of_type(image, COMPRESSED_IMAGE if compressed else IMAGE, "input", setting):
+        images = [t for t in bag.topics.values() if t.msgtype in (IMAGE, COMPRESSED_IMAGE)]
         choices = "\n".join(f"  {t.name}  {t.msgtype}" for t in images) or "  (none)"
-        raise BagError(f"{bag.path}: no topic {image} (input_topic {config.input_topic!r}, input_transport "
-                       f"{config.input_transport!r}) in the bag; its image topics:\n{choices}\n"
-                       f"choose one with -p input_topic:=NAME (and -p input_transport:=compressed for a "
-                       f"CompressedImage topic without /compressed)")
-    if found.msgtype != wanted:
-        raise BagError(f"{bag.path}: topic {image} is {found.msgtype}, the node reads {wanted} there "
-                       f"(input_transport {config.input_transport!r})")
-    topics = InputTopics(image, compressed, info if bag.topics.get(info, None) and
-                         bag.topics[info].msgtype == CAMERA_INFO else "")
-    if config.depth_topic:
-        depth, depth_compressed, depth_info = depth_topics(config.depth_topic, config.depth_transport)
-        depth, depth_info = resolve_topic(namespace, depth), resolve_topic(namespace, depth_info)
-        found = bag.topics.get(depth)
-        wanted = COMPRESSED_IMAGE if depth_compressed else IMAGE
-        if found is not None and found.msgtype != wanted:
-            raise BagError(f"{bag.path}: depth topic {depth} is {found.msgtype}, the node reads {wanted} "
-                           f"there (depth_transport {config.depth_transport!r})")
-        has_info = depth_info in bag.topics and bag.topics[depth_info].msgtype == CAMERA_INFO
-        topics = InputTopics(topics.image, topics.compressed, topics.colour_info,
-                             depth if found is not None else "", depth_info if has_info else "")
-    return topics
+        raise BagError(f"{bag.path}: no topic {image} (input_topic {config.input_topic!r}, {setting}) in "
+                       f"the bag; its image topics:\n{choices}\nchoose one with -p input_topic:=NAME (and "
+                       f"-p input_transport:=compressed for a CompressedImage topic without /compressed)")
+    colour_info = info if of_type(info, CAMERA_INFO, "camera_info", "camera_info_topic") else ""
+    if not config.depth_topic:
+        return InputTopics(image, compressed, colour_info)
+    depth, depth_compressed, depth_info = depth_topics(config.depth_topic, config.depth_transport)
+    depth, depth_info = resolve_topic(namespace, depth), resolve_topic(namespace, depth_info)
+    has_depth = of_type(depth, COMPRESSED_IMAGE if depth_compressed else IMAGE, "depth",
+                        f"depth_transport {config.depth_transport!r}")
+    has_depth_info = of_type(depth_info, CAMERA_INFO, "depth camera_info", "beside depth_topic")
+    return InputTopics(image, compressed, colour_info, depth if has_depth else "",
+                       depth_info if has_depth_info else "")
 
 
 def parse_args(argv=None):

@@ -25,21 +25,22 @@ Three parts, each optional (``--parts``):
   non-crowd people, val2017 and train2017, letterboxed to 640x480, each held for
   ``--hold`` frames) through the node at ``--rate`` Hz: processed rate and latency; and
   the detector's own cost per run on those frames and on vtest frames (in this process,
-  the node's detector object called directly).
+  the pipeline's detector called directly).
 
-The pipeline is the node's own: this script starts ``PoseNode`` of the checkout in
-process with the checkout's ``config/lapx.yaml``, ``mode:=detector`` and the ``-p``
-overrides, configures it and takes its ``pipeline`` (the node's parameters,
-``pipeline_config`` and detector construction, whatever the checkout does). The node runs
-start ``python -m lapx_ros.ros.node`` of the checkout with the same parameters.
+The offline parts build the node's own pipeline through the public API: the
+checkout's ``config/lapx.yaml`` with ``mode:=detector`` and the ``-p`` overrides, read by
+the node's rules (``lapx_ros.ros.bag_poses.load_config``), and ``runtime.loader.load_pipeline``
+(the node's pipeline construction) with the detector synchronous. The node parts start
+``python -m lapx_ros.ros.node`` with the same parameters; ``--source`` runs the node of
+another checkout (e.g. a ``git worktree`` of an earlier commit) for them. The offline
+parts always measure this checkout: for another commit, run that commit's own script.
 
     # after: the working tree (accuracy parts at low priority; timing parts not niced)
-    nice -n 19 .venv/bin/python benchmarks/crowds.py --label after --parts coco,tracks
-    .venv/bin/python benchmarks/crowds.py --label after --parts vtest,speed
-    # before: HOG at 4f264a8, through a worktree
+    nice -n 19 .venv/bin/python -m benchmarks.crowds --label after --parts coco,tracks
+    .venv/bin/python -m benchmarks.crowds --label after --parts vtest,speed
+    # before: the node at 4f264a8, through a worktree
     git worktree add /tmp/crowds-before 4f264a8
-    nice -n 19 .venv/bin/python benchmarks/crowds.py --source /tmp/crowds-before --label before --parts coco,tracks
-    .venv/bin/python benchmarks/crowds.py --source /tmp/crowds-before --label before --parts vtest,speed
+    .venv/bin/python -m benchmarks.crowds --source /tmp/crowds-before --label before --parts vtest,speed
 
 Each run is merged under its label into ``benchmarks/crowds_results.json`` and all runs
 are rendered as the "Crowds" section of ``benchmarks/RESULTS.md`` (``--render`` only
@@ -49,6 +50,7 @@ training / evaluation / export jobs) and record the CPU other processes used mea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -64,7 +66,31 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_tools import Pauser, _cmdline, cpu_seconds, machine_info, package_versions, percentiles, write_section
+from lapx_ros.ros import params
+from lapx_ros.testing.harness import (
+    NicedPauser,
+    Pauser,
+    machine_info,
+    override_names,
+    package_versions,
+    parse_overrides,
+    quietest,
+    relative_text,
+    usage_snapshot,
+    wait_for_quiet,
+    window_cores,
+    write_section,
+)
+from lapx_ros.testing.people import (
+    IOU,
+    MIN_KEYPOINTS,
+    coco_people,
+    label_poses,
+    rate_and_latency,
+    tally,
+    track_summary,
+)
+from lapx_ros.testing.scenes import FRAME_H, FRAME_W, letterbox_to, speed_images, write_held_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COCO = ROOT.parent / "shared" / "data" / "coco-mini"
@@ -72,184 +98,11 @@ RESULTS_JSON = ROOT / "benchmarks" / "crowds_results.json"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "Crowds"
 WRITER = "benchmarks/crowds.py"
+COMMAND = (".venv/bin/python", "-m", "benchmarks.crowds")
 PARTS = ("coco", "tracks", "vtest", "speed")
 DEFAULT_PAUSE = r"lapx_ros[.](train|eval|export)"
-MIN_KEYPOINTS = 5  # target people: at least this many labelled keypoints (as detector_probe.py)
-IOU = 0.5
-CROWD_COVER = 0.5  # a false pose with this much of its box inside an iscrowd box is not counted
 CROWD_PEOPLE = 6  # the split of detector_options.md: images with more people than this
-SPEED_PEOPLE = (3, 5)
-SPEED_SIZE = (640, 480)
-
-
-# ------------------------------------------------------------------ pure helpers
-def parse_overrides(values) -> list[str]:
-    """``name:=value`` or ``name=value`` -> ``name:=value`` (the ROS ``-p`` form)."""
-    out = []
-    for text in values:
-        if ":=" in text:
-            name, value = text.split(":=", 1)
-        elif "=" in text:
-            name, value = text.split("=", 1)
-        else:
-            raise ValueError(f"parameter override {text!r}: expected name:=value or name=value")
-        name = name.strip()
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
-            raise ValueError(f"parameter override {text!r}: bad parameter name {name!r}")
-        out.append(f"{name}:={value.strip()}")
-    return out
-
-
-def override_names(overrides) -> list[str]:
-    return [o.split(":=", 1)[0] for o in overrides]
-
-
-def xywh_to_xyxy(box) -> np.ndarray:
-    x, y, w, h = (float(v) for v in box)
-    return np.array([x, y, x + w, y + h])
-
-
-def ious(box, others: np.ndarray) -> np.ndarray:
-    """IoU of one box (x0, y0, x1, y1) with each row of ``others`` (M, 4)."""
-    others = np.asarray(others, np.float64).reshape(-1, 4)
-    if not len(others):
-        return np.zeros(0)
-    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = iw * ih
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def covered_by_crowd(box, crowd_boxes, share: float = CROWD_COVER) -> bool:
-    """True when one iscrowd box covers at least ``share`` of ``box``'s area."""
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
-    for c in np.asarray(crowd_boxes, np.float64).reshape(-1, 4):
-        iw = max(0.0, min(box[2], c[2]) - max(box[0], c[0]))
-        ih = max(0.0, min(box[3], c[3]) - max(box[1], c[1]))
-        if iw * ih / area >= share:
-            return True
-    return False
-
-
-# What a published pose turned out to be.
-TARGET, OTHER_PERSON, FALSE, IN_CROWD = 2, 1, 0, -1
-
-
-def label_poses(boxes, scores, people_boxes, is_target, crowd_boxes, iou: float = IOU) -> np.ndarray:
-    """Kind of each pose (TARGET, OTHER_PERSON, FALSE, IN_CROWD), in input order.
-
-    Poses are taken best score first; each takes the free labelled person it overlaps
-    most at IoU >= ``iou`` (a person with few keypoints is still a person: finding one
-    is no false detection, but only targets count for recall). A pose matching nobody is
-    false unless it lies mostly inside an iscrowd region, where it is not counted.
-    """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    people_boxes = np.asarray(people_boxes, np.float64).reshape(-1, 4)
-    is_target = np.asarray(is_target, bool).reshape(-1)
-    taken = np.zeros(len(people_boxes), bool)
-    kinds = np.full(len(boxes), FALSE, int)
-    for i in np.argsort(-scores, kind="stable"):
-        overlap = ious(boxes[i], people_boxes)
-        free = (~taken) & (overlap >= iou)
-        if free.any():
-            j = int(np.argmax(np.where(free, overlap, -1.0)))
-            taken[j] = True
-            kinds[i] = TARGET if is_target[j] else OTHER_PERSON
-        elif covered_by_crowd(boxes[i], crowd_boxes):
-            kinds[i] = IN_CROWD
-    return kinds
-
-
-def tally(kinds_per_image, targets: int, people: int) -> dict:
-    """Recall over the targets, precision over the counted poses, recall over all people."""
-    kinds = np.concatenate([np.asarray(k, int).reshape(-1) for k in kinds_per_image]) if kinds_per_image \
-        else np.zeros(0, int)
-    found = int((kinds == TARGET).sum())
-    true = int((kinds >= OTHER_PERSON).sum())
-    counted = int((kinds >= FALSE).sum())
-    return {"targets_found": found, "targets": int(targets), "true": true, "counted": counted,
-            "people": int(people), "not_counted_in_crowd": int((kinds == IN_CROWD).sum()),
-            "recall": found / targets if targets else float("nan"),
-            "precision": true / counted if counted else float("nan"),
-            "recall_all_people": true / people if people else float("nan")}
-
-
-def coco_people(annotations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(non-crowd person boxes (N, 4) xyxy, target mask (N,), crowd boxes (M, 4)) of one image."""
-    people = [a for a in annotations if not a.get("iscrowd", 0)]
-    crowds = [a for a in annotations if a.get("iscrowd", 0)]
-    boxes = np.array([xywh_to_xyxy(a["bbox"]) for a in people]).reshape(-1, 4)
-    target = np.array([a.get("num_keypoints", 0) >= MIN_KEYPOINTS for a in people], bool)
-    crowd_boxes = np.array([xywh_to_xyxy(a["bbox"]) for a in crowds]).reshape(-1, 4)
-    return boxes, target, crowd_boxes
-
-
-def track_summary(ids_per_frame) -> dict:
-    """People per frame and track ids of a sequence (ids per frame; 0 = no id)."""
-    counts = np.array([len(ids) for ids in ids_per_frame], np.float64)
-    ids = {int(i) for frame in ids_per_frame for i in frame if int(i) != 0}
-    lengths = {}
-    for frame in ids_per_frame:
-        for i in frame:
-            if int(i):
-                lengths[int(i)] = lengths.get(int(i), 0) + 1
-    life = np.array(sorted(lengths.values()), np.float64)
-    return {"frames": len(ids_per_frame),
-            "people_per_frame_mean": float(counts.mean()) if counts.size else float("nan"),
-            "people_per_frame_median": float(np.median(counts)) if counts.size else float("nan"),
-            "people_per_frame_max": int(counts.max()) if counts.size else 0,
-            "frames_with_people": int((counts > 0).sum()),
-            "track_ids": len(ids),
-            "track_frames_median": float(np.median(life)) if life.size else float("nan"),
-            "tracks_of_1_frame": int((life == 1).sum())}
-
-
-def rate_and_latency(stamps, receive_times) -> dict:
-    """Processed rate (messages per second between the first and last arrival) and
-    latency percentiles (arrival - image stamp, ms) of one node run."""
-    stamps = np.asarray(stamps, np.float64)
-    recv = np.asarray(receive_times, np.float64)
-    lat = (recv - stamps) * 1000.0
-    out = {"processed": int(len(recv))}
-    span = float(recv.max() - recv.min()) if len(recv) > 1 else 0.0
-    out["rate_hz"] = (len(recv) - 1) / span if span > 0 else float("nan")
-    out.update({f"latency_ms_{k}": v for k, v in percentiles(lat, (50, 95)).items()})
-    out["latency_ms_max"] = float(lat.max()) if lat.size else float("nan")
-    return out
-
-
-def letterbox_to(image: np.ndarray, size=SPEED_SIZE, fill: int = 0) -> np.ndarray:
-    """``image`` scaled to fit ``size`` = (w, h) with its aspect kept, centred, padded."""
-    import cv2
-
-    w, h = size
-    ih, iw = image.shape[:2]
-    s = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-    out = np.full((h, w, 3), fill, np.uint8)
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = resized
-    return out
-
-
-def speed_images(dataset: dict, people=SPEED_PEOPLE) -> list[dict]:
-    """Images of a COCO keypoints file with ``people[0]``..``people[1]`` non-crowd people."""
-    count: dict[int, int] = {}
-    for a in dataset["annotations"]:
-        if not a.get("iscrowd", 0):
-            count[a["image_id"]] = count.get(a["image_id"], 0) + 1
-    return [im for im in sorted(dataset["images"], key=lambda i: i["id"])
-            if people[0] <= count.get(im["id"], 0) <= people[1]]
-
-
-def relative_text(text: str) -> str:
-    """Machine paths out of a command line: the repository becomes ``.``, home ``~``."""
-    text = text.replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
-    home = str(Path.home())
-    return text.replace(home, "~")
+SPEED_SIZE = (FRAME_W, FRAME_H)
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -271,16 +124,16 @@ def checkout_facts(source: Path) -> dict:
             "modified_files": dirty}
 
 
-def ros_env(source: Path) -> dict:
+def ros_env() -> dict:
     """The environment of the node and camera processes: as scripts/ros_env.sh (loopback
-    discovery, a domain of this run's own, shared-memory profile), the checkout first."""
+    discovery, a domain of this run's own, shared-memory profile). They run in the
+    checkout, whose lapx_ros ``python -m`` finds first."""
     env = dict(os.environ)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 101 + 1))
     env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_shm.xml"))
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
@@ -313,70 +166,27 @@ def read_video(path: Path, count: int, size=None) -> list[np.ndarray]:
     return frames
 
 
-# ------------------------------------------------------------ the node, in process
-class InProcessNode:
-    """The checkout's PoseNode, configured (not activated) with the node's parameter file
-    and overrides; its pipeline with the detector made synchronous."""
+# ------------------------------------------------------------ the node's pipeline
+class OfflinePipeline:
+    """The pipeline the node builds from ``config/lapx.yaml``, ``mode:=detector`` and the
+    overrides, with its detector made synchronous (nothing depends on timing)."""
 
-    def __init__(self, source: Path, overrides: list[str]):
-        import rclpy
+    def __init__(self, overrides: list[str]):
+        from lapx_ros.ros.bag_poses import load_config
+        from lapx_ros.runtime.loader import load_pipeline
 
-        from lapx_ros.ros import params
-        from lapx_ros.ros.node import PoseNode
-
-        self.rclpy = rclpy
-        self.source = source
-        self.context = rclpy.Context()
-        args = ["crowds_bench", "--ros-args", "--params-file", str(source / "config" / "lapx.yaml"),
-                "-r", f"__ns:=/crowds_offline_{uuid.uuid4().hex[:6]}"]
-        for o in ["mode:=detector", *overrides, "autostart:=false"]:
-            args += ["-p", o]
-        rclpy.init(args=args, context=self.context)
-        self.node = PoseNode(context=self.context)
-        result = self.node.trigger_configure()
-        if self.node.pipeline is None:
-            raise RuntimeError(f"the node did not configure ({result}): {self.node.model_problem}")
-        self.pipeline = self.node.pipeline
-        import dataclasses
-
-        self.config = dataclasses.asdict(self.node.config)
-        self.unknown = [n for n in override_names(overrides) if n not in params.SPECS]
-        det = self.pipeline.detector
-        if det is None:
-            raise RuntimeError("the node's pipeline has no detector in mode detector")
-        if hasattr(det, "synchronous"):
-            det.synchronous = True
-        else:  # wrap it: same detection, run inside submit
-            from lapx_ros.runtime.detector import BackgroundDetector
-
-            self.pipeline.detector = BackgroundDetector(det.detect, synchronous=True)
+        config = load_config(ROOT / "config" / "lapx.yaml", ["mode:=detector", *overrides])
+        self.config = dataclasses.asdict(config)
+        loaded = load_pipeline(params.model_settings(config), params.pipeline_config(config),
+                               params.detector_settings(config), synchronous_detector=True)
+        if loaded.pipeline is None:
+            raise RuntimeError(f"the node's pipeline cannot be built: {loaded.status.problem}")
+        self.pipeline, self.status = loaded.pipeline, loaded.status
         self.detect = self.pipeline.detector.detect
 
     def describe(self) -> dict:
-        import cv2
-
-        det = self.detect
-        text = getattr(det, "description", "")
-        if not text:
-            name = type(det).__name__
-            if name == "HogPersonDetector":
-                text = (f"OpenCV HOG people detector (opencv {cv2.__version__}, {cv2.getNumThreads()} "
-                        f"threads), scale {det.scale:g}, threshold {det.score_threshold:g}")
-            else:
-                text = name
-        model = Path(self.node.model_path)
-        try:  # the checkout's own file: named relative to it
-            model_text = str(model.resolve().relative_to(self.source))
-        except ValueError:
-            model_text = relative_text(str(model))
-        return {"engine": self.node.engine_description, "model": model_text,
-                "detector": text, "detector_class": type(det).__name__}
-
-    def close(self) -> None:
-        try:
-            self.node.destroy_node()
-        finally:
-            self.rclpy.try_shutdown(context=self.context)
+        return {"engine": self.status.engine, "model": relative_text(self.status.path),
+                "detector": self.status.detector, "detector_class": type(self.detect).__name__}
 
 
 # ------------------------------------------------------------------------ parts
@@ -548,7 +358,7 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
     """The checkout's node and a lapx-replay camera as processes of their own; frames sent
     at ``rate`` Hz; other work paused while the camera sends."""
     namespace = f"/crowds_{uuid.uuid4().hex[:6]}"
-    env = ros_env(source)
+    env = ros_env()
     node_cmd = [sys.executable, "-m", "lapx_ros.ros.node", "--ros-args", "--params-file",
                 str(source / "config" / "lapx.yaml"), "-r", f"__ns:={namespace}"]
     for o in ["mode:=detector", *overrides]:
@@ -618,138 +428,6 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
     return result
 
 
-def wait_for_quiet(pauser, limit: float, max_wait: float, sample: float = 3.0, poll: float = 15.0,
-                   log=print) -> float:
-    """Wait (at most ``max_wait`` s) until, with the pause pattern's processes stopped, the
-    rest of the machine uses at most ``limit`` cores over ``sample`` s (another
-    benchmark running beside this one would spoil both). Returns the seconds waited."""
-    started = time.monotonic()
-    while True:
-        with pauser.paused():
-            before = usage_snapshot()
-            time.sleep(sample)
-            others = window_cores(before, usage_snapshot(), {"benchmark": [os.getpid()]})["other, normal priority"]
-        waited = time.monotonic() - started
-        if others <= limit or waited >= max_wait:
-            return waited
-        log(f"the machine is busy ({others:.2f} cores of other work): waiting ({waited:.0f} s so far)")
-        time.sleep(poll)
-
-
-def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.0, log=print,
-             before_each=None):
-    """``measure()`` again (up to ``retries`` more times, ``wait`` s apart) while the
-    processes it did not start used more than ``limit`` cores; the quietest result, with
-    how many attempts it took. ``before_each()`` runs before every attempt (e.g.
-    ``wait_for_quiet``)."""
-    best, attempts = None, 0
-    for attempt in range(retries + 1):
-        if before_each is not None:
-            before_each()
-        result = measure()
-        attempts += 1
-        busy = other_cores(result)
-        if best is None or busy < other_cores(best):
-            best = result
-        if busy <= limit:
-            break
-        if attempt < retries:
-            log(f"other processes used {busy:.2f} cores (> {limit:g}): measuring again in {wait:g} s")
-            time.sleep(wait)
-    best["attempts"] = attempts
-    best["busy"] = other_cores(best) > limit
-    return best
-
-
-def niceness(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[16])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class NicedPauser(Pauser):
-    """A Pauser that also stops every Python process running at niceness >= ``min_nice``
-    (the low-priority jobs of a shared machine) that is neither this process, its
-    ancestors nor a test run (a stopped test could time out)."""
-
-    def __init__(self, *args, min_nice: int = 10, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.min_nice = min_nice
-
-    @property
-    def enabled(self) -> bool:
-        return True
-
-    def _targets(self) -> list[int]:
-        from bench_tools import find_pids, with_descendants
-
-        candidates = {p: (niceness(p), _cmdline(p)) for p in find_pids(r"python")}
-        niced = low_priority_jobs(candidates, self.min_nice)
-        mine = set(with_descendants([os.getpid()]))
-        return sorted(set(super()._targets()) | (set(with_descendants(niced)) - mine))
-
-
-def low_priority_jobs(candidates: dict, min_nice: int = 10) -> list[int]:
-    """Of {pid: (niceness, command line)}: the processes at ``min_nice`` or lower priority
-    that are not test runs."""
-    return sorted(p for p, (nice, cmd) in candidates.items()
-                  if nice is not None and nice >= min_nice and "pytest" not in cmd)
-
-
-def system_cpu_seconds() -> tuple[float, float, float]:
-    """(busy, busy at low priority, steal) CPU seconds of the whole machine since boot,
-    from /proc/stat: busy = user + nice + system + irq + softirq (guest time is inside
-    user); "nice" is the user time of processes with niceness > 0."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    steal = fields[7] if len(fields) > 7 else 0
-    return (user + nice + system + irq + softirq) / tick, nice / tick, steal / tick
-
-
-def usage_snapshot() -> dict:
-    import resource
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"t": time.monotonic(), "procs": cpu_seconds(), "system": system_cpu_seconds(),
-            "children": children.ru_utime + children.ru_stime}
-
-
-def split_cores(system_busy: float, niced: float, steal: float, groups: dict, children: float,
-                wall: float) -> dict:
-    """Cores used during a window of ``wall`` s: each group's CPU seconds, ``children``
-    (processes this one started and reaped meanwhile, e.g. the camera), and everything
-    else the machine did: "other processes" (the whole machine's busy time minus those,
-    so work that started and ended inside the window counts too), of which "other,
-    niced" ran at low priority (niceness > 0: it mostly takes what the measured processes
-    leave idle) and "other, normal priority" competed with them; steal = time the
-    hypervisor gave to other machines. (This process and its children are assumed to
-    run at niceness 0.)"""
-    wall = max(wall, 1e-9)
-    out = {name: round(v / wall, 3) for name, v in groups.items()}
-    out["reaped children"] = round(children / wall, 3)
-    other = max(0.0, system_busy - sum(groups.values()) - children)
-    out["other processes"] = round(other / wall, 3)
-    out["other, niced"] = round(min(niced, other) / wall, 3)
-    out["other, normal priority"] = round(max(0.0, other - niced) / wall, 3)
-    out["steal"] = round(steal / wall, 3)
-    return out
-
-
-def window_cores(before: dict, after: dict, groups: dict) -> dict:
-    """``split_cores`` between two ``usage_snapshot``s; ``groups`` = {name: [pids]}."""
-    def used(pids):
-        return sum(max(0.0, after["procs"].get(p, 0.0) - before["procs"].get(p, after["procs"].get(p, 0.0)))
-                   for p in pids)
-
-    delta = [a - b for a, b in zip(after["system"], before["system"])]
-    return split_cores(delta[0], delta[1], delta[2], {name: used(pids) for name, pids in groups.items()},
-                       after["children"] - before["children"], after["t"] - before["t"])
-
-
 def _int(v):
     try:
         return int(v)
@@ -772,21 +450,6 @@ def speed_frames(coco_dir: Path) -> tuple[list[np.ndarray], list[dict]]:
             chosen.append({"split": split, "image_id": im["id"], "people": count[im["id"]],
                            "size": f"{im['width']}x{im['height']}"})
     return frames, chosen
-
-
-def write_held_frames(frames, hold: int, folder: Path) -> int:
-    """Each frame once as PNG, then ``hold`` names per frame (symlinks) in play order."""
-    import cv2
-
-    n = 0
-    for i, frame in enumerate(frames):
-        original = folder / f"src_{i:03d}.png.keep"
-        cv2.imwrite(str(original.with_suffix("")), frame)
-        os.replace(original.with_suffix(""), original)
-        for _ in range(hold):
-            (folder / f"{n:05d}.png").symlink_to(original.name)
-            n += 1
-    return n
 
 
 # ------------------------------------------------------------------------ report
@@ -909,6 +572,8 @@ def render(runs: dict) -> str:
         for label in speed_runs:
             s = runs[label]["speed"]
             dc, dv = s["detector_640x480"], s.get("detector_vtest")
+            if not dc:  # another checkout's node: its detector was not timed in process
+                continue
             vt = f"{_fmt(dv['ms_p50'], 1)} ({_fmt(dv['ms_p10'], 1)}-{_fmt(dv['ms_p90'], 1)})" if dv else "-"
             lines.append(f"| {label} | {runs[label].get('describe', {}).get('detector', '?')} | "
                          f"{_fmt(dc['ms_p50'], 1)} ({_fmt(dc['ms_p10'], 1)}-{_fmt(dc['ms_p90'], 1)}) | {vt} | "
@@ -974,11 +639,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=str(RESULTS_JSON))
     p.add_argument("--no-write", action="store_true", help="do not touch the JSON or RESULTS.md")
     p.add_argument("--render", action="store_true", help="only re-render the RESULTS.md section from the JSON")
+    p.add_argument("--results", default=str(RESULTS_MD), help="the RESULTS.md the section is written into")
     args = p.parse_args(argv)
 
     json_path = Path(args.json)
     if args.render:
-        write_section(RESULTS_MD, SECTION, WRITER, render(json.loads(json_path.read_text())["runs"]))
+        write_section(Path(args.results), SECTION, WRITER, render(json.loads(json_path.read_text())["runs"]))
         return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     bad = [x for x in parts if x not in PARTS]
@@ -988,13 +654,12 @@ def main(argv=None) -> int:
     source = Path(args.source).resolve()
     if not (source / "lapx_ros" / "ros" / "node.py").is_file():
         p.error(f"{source} is not a lapx_ros checkout")
-    os.environ.update({k: v for k, v in ros_env(source).items() if k.startswith(("ROS_", "FASTRTPS"))})
+    in_process = source == ROOT  # the pipeline in this process is this checkout's
+    if not in_process and {"coco", "tracks"} & set(parts):
+        p.error("coco and tracks run this checkout's pipeline in process: for another commit, run its own "
+                "benchmarks/crowds.py; --source measures another checkout's node (vtest, speed)")
+    os.environ.update({k: v for k, v in ros_env().items() if k.startswith(("ROS_", "FASTRTPS"))})
     os.environ.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
-    sys.path.insert(0, str(source))
-    import lapx_ros
-
-    lapx_ros.__path__[:] = [str(source / "lapx_ros")] + [x for x in lapx_ros.__path__
-                                                          if Path(x).resolve() != (source / "lapx_ros").resolve()]
     facts = checkout_facts(source)
     label = args.label or facts["commit"] or "run"
     coco_dir = Path(args.coco)
@@ -1010,26 +675,28 @@ def main(argv=None) -> int:
         waited = wait_for_quiet(pauser, args.busy_limit, args.quiet_wait, log=log)
         if waited > 30:
             log(f"waited {waited:.0f} s for a quiet machine")
-    run: dict = {}
-    node = InProcessNode(source, overrides)
-    try:
-        run["describe"] = node.describe()
-        run["unknown_params"] = node.unknown
-        run["config"] = {k: v for k, v in node.config.items()}
+    run: dict = {"unknown_params": [n for n in override_names(overrides) if n not in params.SPECS]}
+    if run["unknown_params"]:
+        log(f"WARNING: not parameters of this checkout (ignored by its node): {run['unknown_params']}")
+    video = vtest_path(args.video) if {"tracks", "vtest", "speed"} & set(parts) else None
+    if "speed" in parts:
+        frames, chosen = speed_frames(coco_dir)
+    cost = cost_vtest = None
+    if in_process:
+        offline = OfflinePipeline(overrides)
+        run["describe"] = offline.describe()
+        run["config"] = offline.config
         log(f"pipeline: {run['describe']}")
-        if node.unknown:
-            log(f"WARNING: not parameters of this checkout (ignored by its node): {node.unknown}")
         if "coco" in parts:
-            run["coco"] = run_coco(node.pipeline, coco_dir, args.still_frames, log, args.max_images, node.detect)
+            run["coco"] = run_coco(offline.pipeline, coco_dir, args.still_frames, log, args.max_images,
+                                   offline.detect)
             last = run["coco"]["last"]
             log(f"coco frame {args.still_frames}: recall {last['recall']:.3f} precision {last['precision']:.3f} "
                 f"limb AP {last['limb_ap']:.3f}")
-        video = vtest_path(args.video) if {"tracks", "vtest", "speed"} & set(parts) else None
         if "tracks" in parts:
-            run["tracks"] = run_tracks(node.pipeline, video, args.frames, args.rate)
+            run["tracks"] = run_tracks(offline.pipeline, video, args.frames, args.rate)
             log(f"tracks offline: {run['tracks']}")
         if "speed" in parts:
-            frames, chosen = speed_frames(coco_dir)
             vt = read_video(video, 30)
 
             def measure_detector():
@@ -1037,8 +704,8 @@ def main(argv=None) -> int:
                     load = os.getloadavg()
                     paused = list(pauser.stopped)
                     before = usage_snapshot()
-                    cost = time_detector(node.detect, frames, args.repeats)
-                    cost_vtest = time_detector(node.detect, vt, 1)
+                    cost = time_detector(offline.detect, frames, args.repeats)
+                    cost_vtest = time_detector(offline.detect, vt, 1)
                     after = usage_snapshot()
                 cores = window_cores(before, after, {"benchmark": [os.getpid()]})
                 cost["cores"] = cores
@@ -1052,8 +719,7 @@ def main(argv=None) -> int:
                             args.retries, log=log, before_each=settle)
             cost_vtest = cost.pop("vtest")
             log(f"detector cost 640x480: {cost}; vtest: {cost_vtest}")
-    finally:
-        node.close()
+
     def busy(result):
         return result["cores"]["other, normal priority"]
 
@@ -1079,9 +745,12 @@ def main(argv=None) -> int:
                                 "pause_pattern": args.pause, "pause_niced": args.pause_niced}
         finally:
             listener.close()
+        if not in_process:  # what ran, as the other checkout's node logged it
+            node = (run.get("vtest") or run["speed"]["node"])
+            run["describe"] = {"engine": node["node_log_backend"], "detector": "; ".join(node["node_log_detector"])}
     niceness = os.nice(0)
     command = relative_text(" ".join(shlex.quote(a) for a in [
-        *(["nice", "-n", str(niceness)] if niceness else []), ".venv/bin/python", "benchmarks/crowds.py",
+        *(["nice", "-n", str(niceness)] if niceness else []), *COMMAND,
         *(argv if argv is not None else sys.argv[1:])]))
     if args.no_write:
         print(json.dumps(run, indent=1, default=str)[:5000])
@@ -1102,7 +771,7 @@ def main(argv=None) -> int:
     for part in parts:
         by_part[part] = command
     json_path.write_text(json.dumps(store, indent=1, default=_json_default) + "\n")
-    write_section(RESULTS_MD, SECTION, WRITER, render(store["runs"]))
+    write_section(Path(args.results), SECTION, WRITER, render(store["runs"]))
     log(f"written: {relative_text(str(json_path))} and the {SECTION} section of benchmarks/RESULTS.md")
     return 0
 

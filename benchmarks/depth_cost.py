@@ -33,17 +33,14 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test"), str(REPO / "benchmarks")]
-
-from bench_tools import Pauser, write_section  # noqa: E402
-from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene  # noqa: E402
-
-from lapx_ros.layouts import MPII_16  # noqa: E402
-from lapx_ros.runtime.camera import PinholeCamera  # noqa: E402
-from lapx_ros.runtime.depth import (DepthSettings, DepthStream, depth_from_message,  # noqa: E402
+from lapx_ros.layouts import MPII_16
+from lapx_ros.runtime.camera import PinholeCamera
+from lapx_ros.runtime.depth import (DepthSettings, DepthStream, depth_from_message,
                                     encode_compressed_depth, torso_joints)
+from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
+from lapx_ros.testing.harness import Pauser, write_section
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 PICTURE = REPO / "docs" / "depth_markers.png"
 TORSO = torso_joints(MPII_16.joint_names)
@@ -224,8 +221,8 @@ def picture(photo_path: Path, out: Path) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from pose_client import READY, PoseClient, node_command, unique_namespace
-    from ros_helpers import RosProcess
+    from lapx_ros.testing.node_client import READY, PoseClient, node_command, unique_namespace
+    from lapx_ros.testing.ros_processes import RosProcess
     from test_node_depth import DEPTH_TOPIC, PLANE, THICKNESS, WALL as SCENE_WALL, RgbdCamera
 
     from lapx_ros.runtime.engine import default_model_path

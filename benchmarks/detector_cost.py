@@ -26,16 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from lapx_ros.runtime.detector import (  # noqa: E402
+from lapx_ros.runtime.detector import (
     HogPersonDetector,
     MoveNetDetector,
     default_detector_path,
 )
-from lapx_ros.runtime.engine import create_engine, default_model_path  # noqa: E402
+from lapx_ros.runtime.engine import create_engine, default_model_path
 
+REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco-mini"
 
 

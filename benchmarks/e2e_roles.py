@@ -23,21 +23,17 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
-import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from bench_tools import load_scenes, sequence_index  # noqa: E402
-from lapx_ros.msg import HumanPoseArray, PersonPose  # noqa: E402
-from lapx_ros.ros.convert import to_image_msg  # noqa: E402
+from lapx_ros.msg import HumanPoseArray, PersonPose
+from lapx_ros.ros.convert import to_image_msg
+from lapx_ros.testing.scenes import load_scenes, sequence_index
 
 RELIABLE = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_optical_frame"

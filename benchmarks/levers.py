@@ -32,12 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lapx_ros.testing import harness
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-
-import bench_tools as bt  # noqa: E402
-
 RESULTS = HERE / "levers_results.json"
 
 
@@ -90,7 +88,7 @@ def worker(path: str, threads: int, extra: dict, calls: int) -> None:
         request.infer({0: x})
     load_s = time.perf_counter() - t0
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-    print("READY " + json.dumps({"load_s": load_s, "rss_mb": bt.rss_mb(os.getpid()), "precision": precision}), flush=True)
+    print("READY " + json.dumps({"load_s": load_s, "rss_mb": harness.rss_mb(os.getpid()), "precision": precision}), flush=True)
     for line in sys.stdin:
         if line.strip() != "go":
             break
@@ -108,9 +106,9 @@ def measure(variants: dict, repeats: int, calls: int, pauser) -> dict:
     try:
         for name, (path, threads, extra) in variants.items():
             if "CACHE_DIR" in extra:  # fill the cache first: the measured process reads it
-                subprocess.run([sys.executable, __file__, "--worker", str(path), str(threads),
+                subprocess.run([sys.executable, "-m", "benchmarks.levers", "--worker", str(path), str(threads),
                                 json.dumps(extra), "0"], input="", text=True, capture_output=True, check=True)
-            p = subprocess.Popen([sys.executable, __file__, "--worker", str(path), str(threads),
+            p = subprocess.Popen([sys.executable, "-m", "benchmarks.levers", "--worker", str(path), str(threads),
                                   json.dumps(extra), str(calls)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
             ready = json.loads(p.stdout.readline().split(" ", 1)[1])
@@ -152,7 +150,6 @@ def render(run: dict) -> str:
 
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        sys.path.insert(0, str(REPO))
         worker(sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5]))
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,24 +159,23 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--pause-pattern", help="regex of command lines to SIGSTOP while timing")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(REPO))
     from lapx_ros.runtime.engine import default_model_path
 
     shipped = args.model or Path(default_model_path())
     if not (args.data / "joints.mat").is_file():
         raise SystemExit(f"LSPET not found under {args.data} (int8 calibration needs it): pass --data")
-    pauser = bt.Pauser(pattern=args.pause_pattern, log=print)
+    pauser = harness.Pauser(pattern=args.pause_pattern, log=print)
     with tempfile.TemporaryDirectory() as tmp:
         variants = make_variants(shipped, args.data, Path(tmp))
         try:
             results = measure(variants, args.repeats, args.calls, pauser)
         finally:
             pauser.resume()
-    run = {"machine": bt.machine_info(), "commit": bt.git_commit(REPO), "date": time.strftime("%Y-%m-%d"),
+    run = {"machine": harness.machine_info(), "commit": harness.git_commit(REPO), "date": time.strftime("%Y-%m-%d"),
            "repeats": args.repeats, "calls": args.calls, "paused": pauser.enabled, "variants": results}
     RESULTS.write_text(json.dumps(run, indent=2) + "\n")
     text = render(run)
-    bt.write_section(HERE / "RESULTS.md", "Speed levers", "benchmarks/levers.py", text)
+    harness.write_section(HERE / "RESULTS.md", "Speed levers", "benchmarks/levers.py", text)
     print(text)
     return 0
 

@@ -11,14 +11,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench_tools import load_scenes, percentiles, sequence_index  # noqa: E402
+from lapx_ros.testing.harness import percentiles
+from lapx_ros.testing.scenes import load_scenes, sequence_index
 
 
 def load_backends(model: str, checkpoint: str | None, threads: int, wanted) -> dict:

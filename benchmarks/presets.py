@@ -28,14 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.run import DEFAULT_DATA, ensure_mediapipe, log, ros_env, run_worker
+from lapx_ros.testing import harness, scenes
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
-
-import bench_tools as bt  # noqa: E402
-from run import DEFAULT_DATA, cpu_class, ensure_mediapipe, log, ros_env, run_worker  # noqa: E402
-
 SECTION = "Presets against MediaPipe Pose (issue 18)"
 RESULTS_JSON = HERE / "presets_results.json"
 HEAVY_PACKAGE = "@mediapipe/pose@0.5.1675469404"
@@ -73,16 +70,16 @@ def preset_files() -> dict:
 
 
 def measure_preset(path: str, args, pauser) -> dict:
-    argv = [sys.executable, str(HERE / "model_only.py"), "--model", path, "--scenes", str(args.scenes_file),
+    argv = [sys.executable, "-m", "benchmarks.model_only", "--model", path, "--scenes", str(args.scenes_file),
             "--repeats", str(args.repeats), "--runs", "20", "--pipeline-frames", str(args.frames),
             "--hold", str(args.hold), "--threads", str(args.threads), "--backends", "openvino_f32,openvino_bf16"]
     raw = run_worker(argv, Path(path).name, pauser, timeout=900, env=ros_env(args.domain))
     # the node's default (precision auto) is bf16 where the CPU has it, else f32
     name = "openvino_bf16" if "openvino_bf16" in raw["pipeline"] else "openvino_f32"
     out = {"engine": raw["backends"][name], "network_batch1_ms_p50":
-           bt.summarize_repeats([r["p50"] for r in raw["model_only"][name]["batch1"]])["median"]}
+           harness.summarize_repeats([r["p50"] for r in raw["model_only"][name]["batch1"]])["median"]}
     for scenario, reps in raw["pipeline"][name].items():
-        out[scenario] = {q: bt.summarize_repeats([r[q] for r in reps])["median"] for q in ("p50", "p95")}
+        out[scenario] = {q: harness.summarize_repeats([r[q] for r in reps])["median"] for q in ("p50", "p95")}
         out[scenario]["network_calls_per_frame"] = reps[0]["network_calls_per_frame"]
     return out
 
@@ -96,7 +93,7 @@ def measure_mediapipe(complexity: int, python: Path, args, pauser) -> dict:
     raw = run_worker(argv, f"mediapipe {complexity}", pauser, timeout=900, env=env)
     out = {"engine": f"mediapipe {raw['version']} (model_complexity {complexity}, XNNPACK)"}
     for scenario in ("1_person", "3_persons"):
-        out[scenario] = {q: bt.summarize_repeats([r[q] for r in raw[scenario]])["median"] for q in ("p50", "p95")}
+        out[scenario] = {q: harness.summarize_repeats([r[q] for r in raw[scenario]])["median"] for q in ("p50", "p95")}
         out[scenario]["found_fraction"] = raw["found_fraction"][scenario]
     return out
 
@@ -123,6 +120,14 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(stored: dict, results: Path) -> None:
+    """The section of every kind of CPU in ``stored`` (the JSON's contents)."""
+    body = f"## {SECTION}\n\nOne subsection per kind of CPU measured (`benchmarks/presets.py`).\n\n" + "\n\n".join(
+        f"### {kind}\n\n" + render({**r, "ratios": {(a, b): x for a, b, x in r["ratios"]}})
+        for kind, r in sorted(stored.items()))
+    harness.write_section(results, SECTION, "benchmarks/presets.py", body)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LSPET folder (images/, joints.mat)")
@@ -133,17 +138,23 @@ def main(argv=None) -> int:
     p.add_argument("--mediapipe-venv", type=Path, default=HERE / ".venv-mediapipe")
     p.add_argument("--pause-pattern", help="regex of command lines to SIGSTOP while measuring")
     p.add_argument("--domain", type=int, default=os.getpid() % 101 + 1, help="ROS_DOMAIN_ID")
+    p.add_argument("--json", default=str(RESULTS_JSON), help="the figures of every kind of CPU measured")
+    p.add_argument("--results", default=str(HERE / "RESULTS.md"), help="the RESULTS.md the section is written into")
+    p.add_argument("--render", action="store_true", help="only re-render the RESULTS.md section from the JSON")
     args = p.parse_args(argv)
+    if args.render:
+        write_results(json.loads(Path(args.json).read_text()), Path(args.results))
+        return 0
     if not (args.data / "joints.mat").is_file():
         p.error(f"no LSPET data at {args.data} (the benchmark frames are made from it)")
-    pauser = bt.Pauser(pattern=args.pause_pattern, log=log)
+    pauser = harness.Pauser(pattern=args.pause_pattern, log=log)
     started = time.monotonic()
     systems = {}
     try:
         cache = HERE / ".cache"
         cache.mkdir(exist_ok=True)
         args.scenes_file = cache / "scenes.npz"
-        bt.save_scenes(bt.build_scenes(args.data / "images", args.data / "joints.mat"), args.scenes_file)
+        scenes.save_scenes(scenes.build_scenes(args.data / "images", args.data / "joints.mat"), args.scenes_file)
         for name, path in preset_files().items():
             log(f"preset {name}: {path}")
             systems[f"lapx {name} ({Path(path).name})"] = measure_preset(path, args, pauser)
@@ -160,19 +171,17 @@ def main(argv=None) -> int:
     for lapx in (s for s in systems if s.startswith("lapx")):
         for mp in (s for s in systems if s.startswith("mediapipe")):
             ratios[(lapx, mp)] = systems[mp]["1_person"]["p50"] / systems[lapx]["1_person"]["p50"]
-    machine = bt.machine_info()
-    result = {"machine": machine, "cpu_class": cpu_class(machine.get("cpu_flags", []), machine.get("isa_cap", "")),
-              "commit": bt.git_commit(REPO), "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats,
+    machine = harness.machine_info()
+    result = {"machine": machine, "cpu_class": harness.cpu_class(machine.get("cpu_flags", []), machine.get("isa_cap", "")),
+              "commit": harness.git_commit(REPO), "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats,
               "frames": args.frames, "systems": systems, "ratios": ratios,
               "minutes": round((time.monotonic() - started) / 60, 1)}
-    stored = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    json_path = Path(args.json)
+    stored = json.loads(json_path.read_text()) if json_path.exists() else {}
     stored[result["cpu_class"]] = {**result, "ratios": [[a, b, r] for (a, b), r in ratios.items()]}
-    RESULTS_JSON.write_text(json.dumps(stored, indent=2) + "\n")
-    body = f"## {SECTION}\n\nOne subsection per kind of CPU measured (`benchmarks/presets.py`).\n\n" + "\n\n".join(
-        f"### {kind}\n\n" + render({**r, "ratios": {(a, b): x for a, b, x in r["ratios"]}})
-        for kind, r in sorted(stored.items()))
-    bt.write_section(HERE / "RESULTS.md", SECTION, "benchmarks/presets.py", body)
-    log(f"wrote {RESULTS_JSON.name} and RESULTS.md in {result['minutes']} min")
+    json_path.write_text(json.dumps(stored, indent=2) + "\n")
+    write_results(stored, Path(args.results))
+    log(f"wrote {json_path.name} and RESULTS.md in {result['minutes']} min")
     return 0
 
 

@@ -35,21 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.run import OTHER_LOAD_LIMIT, Proc, backend_line, fmt, log, ros_env, shown
+from lapx_ros.testing import harness, scenes
+from lapx_ros.testing.node_client import node_command
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))  # this checkout's lapx_ros before an installed one
-sys.path.insert(0, str(REPO / "test"))
-
-import bench_tools as bt  # noqa: E402
-from pose_client import node_command  # noqa: E402
-from run import OTHER_LOAD_LIMIT, Proc, backend_line, fmt, log, ros_env, shown  # noqa: E402
-
 RESULTS_JSON = "reliability_results.json"
 RESULTS_MD = "RELIABILITY.md"
 RSS_PLOT = "reliability_soak_rss.png"
 SCENE = "footage"  # the one scenario of the load's frames file (e2e_roles publish)
-ROLES = str(HERE / "e2e_roles.py")
+ROLES = ("-m", "benchmarks.e2e_roles")
 COUNTERS = ("frames_received", "frames_processed", "dropped_stale", "dropped_invalid", "inference_errors")
 SETTLE_S = 2.0  # after the last frame: the node finishes it and reports its final counters
 # Both runs: diagnostics often enough for 2 s slices, and every person found reported
@@ -76,12 +72,12 @@ def write_footage(args, path: Path) -> Path:
     frames = []
     for image in islice(FrameSource(args.footage).frames(), args.frames):
         canvas = np.full((height, width, 3), 96, np.uint8)
-        bt.paste_fit(canvas, image, (0, 0, width, height))
-        frames.append(bt.Composition(canvas, np.zeros((0, 4)), (len(frames),)))
+        scenes.paste_fit(canvas, image, (0, 0, width, height))
+        frames.append(scenes.Composition(canvas, np.zeros((0, 4)), (len(frames),)))
     if not frames:
         raise SystemExit(f"no frames in {args.footage}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    bt.save_scenes({SCENE: frames}, path)
+    scenes.save_scenes({SCENE: frames}, path)
     return path
 
 
@@ -105,7 +101,7 @@ class Sampler:
 
     def _sample(self) -> None:
         while True:
-            self.samples.append((time.time(), bt.rss_mb(self.pid), bt.cpu_seconds()))
+            self.samples.append((time.time(), harness.rss_mb(self.pid), harness.cpu_seconds()))
             if self._done.wait(self.period):
                 return
 
@@ -142,14 +138,14 @@ def frames_held(counters: dict) -> int:
 
 
 # -------------------------------------------------------------------- load
-def load_run(args, reliability: str, frames_file: Path, pauser: bt.Pauser) -> dict:
+def load_run(args, reliability: str, frames_file: Path, pauser: harness.Pauser) -> dict:
     """One overload run with a fresh node asking ``reliability`` QoS: the publisher sends
     the frames at --rate for --warmup + --seconds s (others paused meanwhile), the
     listener notes every pose, the node's memory and CPU are sampled each second."""
     env = ros_env(args.domain)
     namespace = f"/lapx_reliability_{uuid.uuid4().hex[:6]}"
-    listener = Proc([sys.executable, ROLES, "listen", "--namespaces", namespace], "listener", env=env)
-    publisher = Proc([sys.executable, ROLES, "publish", "--namespaces", namespace, "--scenes", str(frames_file),
+    listener = Proc([sys.executable, *ROLES, "listen", "--namespaces", namespace], "listener", env=env)
+    publisher = Proc([sys.executable, *ROLES, "publish", "--namespaces", namespace, "--scenes", str(frames_file),
                       "--rate", str(args.rate), "--hold", str(args.hold), "--qos", reliability],
                      "publisher", env=env)
     node = start_node(args, namespace, env, f"qos_reliability:={reliability}")
@@ -162,7 +158,7 @@ def load_run(args, reliability: str, frames_file: Path, pauser: bt.Pauser) -> di
                                   args.warmup + args.seconds + 60)
             time.sleep(SETTLE_S)
         got = listener.call(f"dump {namespace}", 30)
-        peak_rss = bt.peak_rss_mb(node.pid)
+        peak_rss = harness.peak_rss_mb(node.pid)
         engine = backend_line(node)
     finally:
         for proc in (publisher, listener, node):
@@ -180,7 +176,7 @@ def slice_figures(a: float, b: float, sent: dict, records, diagnostics, sampler:
     """Figures of the frames stamped in [a, b) (wall s): poses and latency from the
     listener, rates from the node's counters, memory and CPU from the sampler."""
     span = b - a
-    window = bt.window_stats(sent["stamps"], records, a, b)
+    window = harness.window_stats(sent["stamps"], records, a, b)
     latencies = [(recv - stamp) * 1e-6 for stamp, recv in records if a <= stamp * 1e-9 < b]
     before, after = counters_at(diagnostics, a), counters_at(diagnostics, b)
     delta = {k: after[k] - before[k] for k in COUNTERS}
@@ -196,7 +192,7 @@ def slice_figures(a: float, b: float, sent: dict, records, diagnostics, sampler:
         "node_dropped_stale": delta["dropped_stale"],
         "node_drop_rate": delta["dropped_stale"] / max(1, delta["frames_received"]),
         "node_rss_mb": last[1],
-        "cpu_cores": bt.cpu_use(first[2], last[2], last[0] - first[0], groups),
+        "cpu_cores": harness.cpu_use(first[2], last[2], last[0] - first[0], groups),
     }
 
 
@@ -243,7 +239,7 @@ def summarize_load(args, sent: dict, got: dict, sampler: Sampler, groups) -> dic
 
 def load(args) -> dict:
     frames_file = write_footage(args, HERE / ".cache" / "reliability_frames.npz")
-    pauser = bt.Pauser(pattern=args.pause_pattern, log=log)
+    pauser = harness.Pauser(pattern=args.pause_pattern, log=log)
     runs = {}
     try:
         for reliability in args.qos:
@@ -267,7 +263,7 @@ def soak(args) -> dict:
     """The node fed by lapx-replay for --minutes; its RSS every --sample-period s."""
     env = ros_env(args.domain)
     namespace = f"/lapx_soak_{uuid.uuid4().hex[:6]}"
-    listener = Proc([sys.executable, ROLES, "listen", "--namespaces", namespace], "listener", env=env)
+    listener = Proc([sys.executable, *ROLES, "listen", "--namespaces", namespace], "listener", env=env)
     node = start_node(args, namespace, env, *SOAK_NODE_PARAMS)
     replay = None
     frames = round(args.rate * args.minutes * 60)
@@ -282,7 +278,7 @@ def soak(args) -> dict:
             replay.wait_output("lapx-replay: sent", args.minutes * 60 + 120)
             time.sleep(SETTLE_S)
         got = listener.call(f"dump {namespace}", 60)
-        peak_rss = bt.peak_rss_mb(node.pid)
+        peak_rss = harness.peak_rss_mb(node.pid)
         engine = backend_line(node)
         replay_line = next(line for line in replay.all_lines if "lapx-replay: sent" in line)
     finally:
@@ -320,7 +316,7 @@ def summarize_soak(args, sampler: Sampler, got: dict, groups) -> dict:
                  if m * 60 <= recv * 1e-9 - t0 < m * 60 + 60]
         minutes.append({"minute": m + 1, "poses_per_s": len(poses) / 60.0,
                         "people_per_pose": float(np.mean([n for _, n in poses])) if poses else float("nan"),
-                        **{f"latency_ms_{k}": v for k, v in bt.percentiles([d * 1e-6 for d, _ in poses]).items()},
+                        **{f"latency_ms_{k}": v for k, v in harness.percentiles([d * 1e-6 for d, _ in poses]).items()},
                         "rss_mb_median": median_rss(m * 60, m * 60 + 60)})
     final = counters_at(got["diagnostics"], float("inf"))
     first, last = sampler.samples[0], sampler.samples[-1]
@@ -334,7 +330,7 @@ def summarize_soak(args, sampler: Sampler, got: dict, groups) -> dict:
         "rss_growth_mb": last_minute - after_warmup,
         "minutes": minutes,
         "node": {**final, "frames_held_at_end": frames_held(final)},
-        "cpu_cores": bt.cpu_use(first[2], last[2], last[0] - first[0], groups),
+        "cpu_cores": harness.cpu_use(first[2], last[2], last[0] - first[0], groups),
     }
 
 
@@ -487,7 +483,7 @@ def save(args, name: str, section: dict) -> None:
     """Replace section ``name`` of the results, keep the others, and rewrite both files."""
     section.update({"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "machine": args.machine, "model": shown(Path(args.model)),
-                    "versions": bt.package_versions(["openvino", "onnxruntime", "numpy", "ros-jazzy-rclpy"])})
+                    "versions": harness.package_versions(["openvino", "onnxruntime", "numpy", "ros-jazzy-rclpy"])})
     path = args.out_dir / RESULTS_JSON
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[name] = section
@@ -544,7 +540,7 @@ def main(argv=None) -> int:
         from lapx_ros.demo import fetch_vtest
 
         args.footage = str(fetch_vtest())
-    args.machine = {**bt.machine_info(), "loadavg_at_start": os.getloadavg()}
+    args.machine = {**harness.machine_info(), "loadavg_at_start": os.getloadavg()}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     section = load(args) if args.command == "load" else soak(args)
     save(args, args.command, section)

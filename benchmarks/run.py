@@ -25,15 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
+
+from lapx_ros.testing import harness, scenes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-
-import bench_tools as bt  # noqa: E402
-
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lspet"
 # scenario -> frames of bench_tools.build_scenes, stream rate, the node's mode and extra
 # parameters. "followed": the person is kept whatever its confidence (one crop per frame).
@@ -60,27 +57,6 @@ E2E_BACKENDS = {
 }
 SETTING_SCENARIOS = {"openvino_full_search": ("1_person",)}  # settings that matter in some only
 DEFAULT_BACKEND = "openvino"
-
-
-def cpu_class(flags, isa_cap: str = "") -> str:
-    """The kind of CPU the figures belong to, by the instruction sets the engines use.
-    ``isa_cap``: ONEDNN_MAX_CPU_ISA of the run. It caps oneDNN's primitives only (in
-    OpenVINO and PyTorch), not OpenVINO's own JIT kernels, ONNX Runtime or MediaPipe: such a
-    run is labelled apart, never taken for an AVX2 machine's."""
-    flags = set(flags)
-    if isa_cap.upper() == "AVX2" and "avx512f" in flags:
-        return "AVX-512 CPU with oneDNN capped to AVX2 (partly AVX-512 still)"
-    if {"avx512_bf16", "amx_bf16"} & flags:
-        return "AVX-512 with bf16/AMX"
-    if "avx512f" in flags:
-        return "AVX-512 (no bf16)"
-    if "avx2" in flags:
-        return "AVX2 only (no AVX-512)"
-    return "no AVX2"
-
-
-def section_slug(kind: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in kind.lower()).strip("_")
 
 
 def log(text: str) -> None:
@@ -210,7 +186,6 @@ def resolve_model(args) -> dict:
             "pytorch_eager": f"the weights of `{shown(checkpoint)}`" if checkpoint
             else "the network of the file's metadata with untrained weights (the same speed)"}
     try:
-        sys.path.insert(0, str(REPO))
         from lapx_ros.export import read_onnx_metadata
 
         meta = read_onnx_metadata(model)
@@ -223,17 +198,17 @@ def resolve_model(args) -> dict:
 
 
 # ------------------------------------------------------------------- measurements
-def run_worker(argv, name: str, pauser: bt.Pauser, timeout: float, env=None) -> dict:
+def run_worker(argv, name: str, pauser: harness.Pauser, timeout: float, env=None) -> dict:
     """Start a worker, let it load, pause the others, let it measure, resume."""
     proc = Proc(argv, name, env=env)
     try:
         proc.expect("READY", timeout=300)
         with pauser.paused():
-            cpu0, t0 = bt.cpu_seconds(), time.monotonic()
+            cpu0, t0 = harness.cpu_seconds(), time.monotonic()
             proc.send("go")
             line = proc.expect("RESULT ", timeout)
-            cpu = bt.cpu_use(cpu0, bt.cpu_seconds(), time.monotonic() - t0,
-                             {"worker": [proc.pid], "benchmark": bt.with_descendants([os.getpid()])})
+            cpu = harness.cpu_use(cpu0, harness.cpu_seconds(), time.monotonic() - t0,
+                             {"worker": [proc.pid], "benchmark": harness.with_descendants([os.getpid()])})
         result = json.loads(line[len("RESULT "):])
         result["cpu_cores"] = cpu
         log(f"{name}: cores {cpu}")
@@ -243,7 +218,7 @@ def run_worker(argv, name: str, pauser: bt.Pauser, timeout: float, env=None) -> 
 
 
 def model_only(args, model, scenes_file, pauser) -> dict:
-    argv = [sys.executable, str(HERE / "model_only.py"), "--model", str(model["path"]),
+    argv = [sys.executable, "-m", "benchmarks.model_only", "--model", str(model["path"]),
             "--scenes", str(scenes_file), "--repeats", str(args.repeats), "--runs", str(args.runs),
             "--pipeline-frames", str(args.pipeline_frames), "--hold", str(args.hold),
             "--threads", str(args.threads)]
@@ -311,85 +286,21 @@ def profile_node(args, node: Proc, publisher: Proc, listener: Proc, ns: str, sce
                             "--nonblocking", "--threads", "--idle", "--output", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    cpu0, t0 = bt.cpu_seconds(), time.monotonic()
+    cpu0, t0 = harness.cpu_seconds(), time.monotonic()
     spec = SCENARIOS[scenario]
     sent = publisher.call(f"run {ns} {spec['frames']} 0 {args.profile_seconds + 0.5} {spec['rate_hz']}",
                           timeout=args.profile_seconds + 60)
-    cpu = bt.cpu_use(cpu0, bt.cpu_seconds(), time.monotonic() - t0,
-                     {"node": [node.pid], "py-spy": [spy.pid], "benchmark": bt.with_descendants([os.getpid()])})
+    cpu = harness.cpu_use(cpu0, harness.cpu_seconds(), time.monotonic() - t0,
+                     {"node": [node.pid], "py-spy": [spy.pid], "benchmark": harness.with_descendants([os.getpid()])})
     spy.wait(timeout=60)
     records = listener.call(f"dump {ns}", timeout=30)["records"]
     frames = len([r for r in records if sent["start"] <= r[0] * 1e-9 < sent["end"]])
     log(f"profile: {frames} frames in {args.profile_seconds + 0.5} s")
     if not out.is_file():
         return None
-    summary = summarize_profile(out.read_text(), rate, frames, args.profile_seconds + 0.5)
+    summary = harness.summarize_profile(out.read_text(), rate, frames, args.profile_seconds + 0.5)
     summary["cpu_cores"] = cpu
     return summary
-
-
-# Innermost matching frame decides the category of a sample (first match from the leaf).
-CATEGORIES = (
-    ("inference", ("_run (lapx_ros/runtime/engine.py", "_run (engine.py")),
-    ("inference output check (isfinite)", ("infer (lapx_ros/runtime/engine.py", "infer (engine.py")),
-    ("crop + normalise", ("preprocess.py",)),
-    ("decode (heatmaps -> keypoints)", ("heatmaps.py", "geometry.py")),
-    ("image conversion (msg -> BGR)", ("image_to_bgr", "compressed_to_bgr")),
-    ("annotated image", ("drawing.py", "to_image_msg")),
-    ("markers", ("markers.py",)),
-    ("pose message build", ("pose_array_msg",)),
-    ("publish", ("publish (rclpy",)),
-    ("tracking + smoothing", ("tracking.py", "smoothing.py")),
-    ("boxes wait/match", ("match (lapx_ros/runtime/frames.py", "match (frames.py")),
-    ("depth", ("depth.py", "camera.py")),
-    ("pipeline bookkeeping", ("estimator.py",)),
-)
-
-
-def categorize(stack: list[str]) -> str:
-    for frame in reversed(stack):
-        for name, keys in CATEGORIES:
-            if any(k in frame for k in keys):
-                return name
-    return "other"
-
-
-def summarize_profile(text: str, rate: int, frames: int, seconds: float) -> dict:
-    """py-spy raw (collapsed) stacks -> per-frame ms per category of the worker thread,
-    and what the main (executor) thread spends."""
-    worker, main, other = Counter(), Counter(), Counter()
-    for line in text.splitlines():
-        stack_text, _, count = line.rpartition(" ")
-        if not stack_text or not count.isdigit():
-            continue
-        stack = stack_text.split(";")
-        n = int(count)
-        names = [f.split(" (")[0] for f in stack]
-        if any("_run (" in f and "frames.py" in f for f in stack):  # NewestFrameWorker's thread
-            worker["idle (waiting for a frame)" if "_process" not in " ".join(names)
-                   else categorize(stack)] += n
-        elif any("spin" in f for f in names):
-            if any("_on_frame" in f for f in names):
-                main["frame callback (mailbox)"] += n
-            elif any("take" in f for f in names):
-                main["take + deserialise message"] += n
-            elif any("wait" in f for f in names[-2:]):
-                main["idle"] += n
-            else:
-                main["executor other"] += n
-        else:
-            other[names[-1] if names else "?"] += n
-    frames = max(frames, 1)
-    idle = worker.pop("idle (waiting for a frame)", 0)
-    per_frame = {k: v / rate / frames * 1000.0 for k, v in worker.most_common()}
-    main.pop("idle", None)
-    return {"frames": frames, "seconds": seconds, "sample_rate_hz": rate,
-            "fps_while_profiled": frames / seconds,
-            "worker_ms_per_frame": per_frame,
-            "worker_busy_ms_per_frame": sum(per_frame.values()),
-            "worker_idle_fraction": idle / max(1, idle + sum(worker.values())),
-            "main_thread_ms_per_frame": {k: v / rate / frames * 1000.0 for k, v in main.most_common()},
-            "other_threads_samples": dict(other.most_common(5))}
 
 
 def end_to_end(args, model, pauser) -> dict:
@@ -398,9 +309,9 @@ def end_to_end(args, model, pauser) -> dict:
                and s in SETTING_SCENARIOS.get(b, (s,))]
     env = ros_env(args.domain)
     namespaces = [f"/lapx_bench/{b}_{s}" for b, s in configs]
-    listener = Proc([sys.executable, str(HERE / "e2e_roles.py"), "listen", "--namespaces", ",".join(namespaces)],
+    listener = Proc([sys.executable, "-m", "benchmarks.e2e_roles", "listen", "--namespaces", ",".join(namespaces)],
                     "listener", env=env)
-    publisher = Proc([sys.executable, str(HERE / "e2e_roles.py"), "publish", "--namespaces", ",".join(namespaces),
+    publisher = Proc([sys.executable, "-m", "benchmarks.e2e_roles", "publish", "--namespaces", ",".join(namespaces),
                       "--scenes", str(args.scenes_file), "--hold", str(args.hold)], "publisher", env=env)
     nodes = start_nodes(args, model, configs, env)
     procs = [listener, publisher] + [p for _, p in nodes.values()]
@@ -442,7 +353,7 @@ def end_to_end(args, model, pauser) -> dict:
                             log(f"profiling {ns}")
                             results["profiles"][f"{b}/{s}"] = profile_node(args, proc, publisher, listener, ns, s)
         for (b, s), (ns, proc) in nodes.items():
-            results["rss_mb"].setdefault(b, {})[s] = bt.peak_rss_mb(proc.pid)
+            results["rss_mb"].setdefault(b, {})[s] = harness.peak_rss_mb(proc.pid)
     finally:
         for p in procs:
             p.stop()
@@ -458,22 +369,22 @@ def clean(window: dict) -> bool:
 
 
 def measure_window(args, b, s, ns, node, publisher, listener) -> dict:
-    cpu0, t0 = bt.cpu_seconds(), time.monotonic()
+    cpu0, t0 = harness.cpu_seconds(), time.monotonic()
     spec = SCENARIOS[s]
     sent = publisher.call(f"run {ns} {spec['frames']} {args.warmup} {args.duration} {spec['rate_hz']}",
                           args.duration + 60)
-    cpu1, wall = bt.cpu_seconds(), time.monotonic() - t0
+    cpu1, wall = harness.cpu_seconds(), time.monotonic() - t0
     got = listener.call(f"dump {ns}", 30)
-    ours = bt.with_descendants([os.getpid()])
+    ours = harness.with_descendants([os.getpid()])
     groups = {"node": [node.pid], "publisher": [publisher.pid], "listener": [listener.pid],
               "benchmark (idle nodes, this script)":
                   [p for p in ours if p not in (node.pid, publisher.pid, listener.pid)]}
-    stats = bt.window_stats(sent["stamps"], [(r[0], r[1]) for r in got["records"]], sent["start"], sent["end"])
+    stats = harness.window_stats(sent["stamps"], [(r[0], r[1]) for r in got["records"]], sent["start"], sent["end"])
     answered = [r for r in got["records"] if sent["start"] <= r[0] * 1e-9 < sent["end"]]
     stats["with_person"] = sum(r[2] > 0 for r in answered) / len(answered) if answered else None
     stats["send_rate_hz"] = sent["send_rate_hz"]
     stats["late_sends"] = sent["late_sends"]
-    stats["cpu_cores"] = bt.cpu_use(cpu0, cpu1, wall, groups)
+    stats["cpu_cores"] = harness.cpu_use(cpu0, cpu1, wall, groups)
     inside = [d for d in got["diagnostics"] if sent["start"] <= d["t"] <= sent["end"] + 1.0]
     compute = [float(d["compute_ms_p50"]) for d in inside if d.get("compute_ms_p50") not in (None, "", "nan")]
     stats["node_compute_ms_p50"] = float(sorted(compute)[len(compute) // 2]) if compute else None
@@ -499,9 +410,9 @@ def backend_line(proc: Proc) -> str:
 # ----------------------------------------------------------------------- summary
 def aggregate(raw: dict, model: dict, args, pauser) -> dict:
     mo = raw.get("model_only") or {}
-    out = {"machine": raw["machine"], "cpu_class": cpu_class(raw["machine"].get("cpu_flags", []),
+    out = {"machine": raw["machine"], "cpu_class": harness.cpu_class(raw["machine"].get("cpu_flags", []),
                                                           raw["machine"].get("isa_cap", "")),
-           "default_backend": args.default_backend, "commit": bt.git_commit(REPO),
+           "default_backend": args.default_backend, "commit": harness.git_commit(REPO),
            "date": time.strftime("%Y-%m-%d"), "versions": raw["versions"], "model": model["info"],
            "settings": {"threads": args.threads, "repeats": args.repeats, "window_s": args.duration,
                         "warmup_s": args.warmup, "frame": "640x480 bgr8 raw Image",
@@ -512,16 +423,16 @@ def aggregate(raw: dict, model: dict, args, pauser) -> dict:
         entry = {"engine": mo["backends"].get(name)}
         for bname, reps in batches.items():
             for q in ("p50", "p95"):
-                s = bt.summarize_repeats([r[q] for r in reps])
+                s = harness.summarize_repeats([r[q] for r in reps])
                 entry[f"{bname}_ms_{q}"] = s["median"]
                 if q == "p50":
                     entry[f"{bname}_ms_p50_spread"] = [s["min"], s["max"]]
         out["model_only"][name] = entry
     for name, scen in (mo.get("pipeline") or {}).items():
         out["pipeline_in_process"][name] = {
-            s: {**{f"ms_{q}": bt.summarize_repeats([r[q] for r in reps])["median"] for q in ("p50", "p95")},
-                "network_calls_per_frame": bt.summarize_repeats([r["network_calls_per_frame"] for r in reps])["median"],
-                "crops_per_frame": bt.summarize_repeats([r["crops_per_frame"] for r in reps])["median"]}
+            s: {**{f"ms_{q}": harness.summarize_repeats([r[q] for r in reps])["median"] for q in ("p50", "p95")},
+                "network_calls_per_frame": harness.summarize_repeats([r["network_calls_per_frame"] for r in reps])["median"],
+                "crops_per_frame": harness.summarize_repeats([r["crops_per_frame"] for r in reps])["median"]}
             for s, reps in scen.items()}
     e2e = raw.get("end_to_end") or {}
     default = args.default_backend
@@ -532,11 +443,11 @@ def aggregate(raw: dict, model: dict, args, pauser) -> dict:
             entry = {"windows_used": len(windows), "windows_measured": len(all_windows)}
             for key in ("fps", "latency_ms_p50", "latency_ms_p95", "dropped", "sent", "node_compute_ms_p50",
                         "node_stale_drops", "with_person"):
-                summary = bt.summarize_repeats([w[key] for w in windows])
+                summary = harness.summarize_repeats([w[key] for w in windows])
                 entry[key] = summary["median"]
                 if key in ("fps", "latency_ms_p50"):
                     entry[f"{key}_spread"] = [summary["min"], summary["max"]]
-            entry["cpu_cores"] = {k: bt.summarize_repeats([w["cpu_cores"][k] for w in windows])["median"]
+            entry["cpu_cores"] = {k: harness.summarize_repeats([w["cpu_cores"][k] for w in windows])["median"]
                                   for k in windows[0].get("cpu_cores", {})}
             entry["other_processes_cores_max"] = max(
                 (w.get("cpu_cores", {}).get("other processes", 0.0) for w in windows), default=None)
@@ -560,7 +471,7 @@ def aggregate(raw: dict, model: dict, args, pauser) -> dict:
         out["mediapipe_full"] = {
             "version": mp.get("version"),
             "found_fraction": mp.get("found_fraction"),
-            **{s: {f"ms_{q}": bt.summarize_repeats([r[q] for r in mp[s]])["median"] for q in ("p50", "p95")}
+            **{s: {f"ms_{q}": harness.summarize_repeats([r[q] for r in mp[s]])["median"] for q in ("p50", "p95")}
                for s in SCENARIOS if mp.get(s)}}
     out["ratios"] = ratios(out)
     out["targets"] = targets(out)
@@ -769,19 +680,19 @@ def main(argv=None) -> int:
     args.profile_backends = [b for b in args.profile_backends.split(",") if b]
     skip = set(args.skip.split(","))
 
-    pauser = bt.Pauser(pids=[int(x) for x in args.pause_pids.split(",") if x], pattern=args.pause_pattern,
+    pauser = harness.Pauser(pids=[int(x) for x in args.pause_pids.split(",") if x], pattern=args.pause_pattern,
                        log=log)
     started = time.monotonic()
     try:
-        raw = {"machine": {**bt.machine_info(), "loadavg_at_start": os.getloadavg()},
-               "versions": bt.package_versions(["onnxruntime", "openvino", "torch", "opencv-python-headless",
+        raw = {"machine": {**harness.machine_info(), "loadavg_at_start": os.getloadavg()},
+               "versions": harness.package_versions(["onnxruntime", "openvino", "torch", "opencv-python-headless",
                                                 "numpy", "ros-jazzy-rclpy"])}
         model = resolve_model(args)
         log(f"model: {model['info']}")
         cache = HERE / ".cache"
         cache.mkdir(exist_ok=True)
         args.scenes_file = cache / "scenes.npz"
-        bt.save_scenes(bt.build_scenes(args.data / "images", args.data / "joints.mat"), args.scenes_file)
+        scenes.save_scenes(scenes.build_scenes(args.data / "images", args.data / "joints.mat"), args.scenes_file)
         if "model_only" not in skip:
             raw["model_only"] = model_only(args, model, args.scenes_file, pauser)
         if "mediapipe" not in skip:
@@ -794,10 +705,10 @@ def main(argv=None) -> int:
     out["benchmark_minutes"] = round((time.monotonic() - started) / 60, 1)
     # one section (and JSON file) per kind of CPU, so the figures of each stay side by side
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    raw_file = args.out_dir / f"results_{section_slug(out['cpu_class'])}.json"
+    raw_file = args.out_dir / f"results_{harness.section_slug(out['cpu_class'])}.json"
     raw_file.write_text(json.dumps(out, indent=2) + "\n")
     results_md = args.out_dir / "RESULTS.md"
-    bt.write_section(results_md, f"Speed: {out['cpu_class']}", "benchmarks/run.py", render_markdown(out))
+    harness.write_section(results_md, f"Speed: {out['cpu_class']}", "benchmarks/run.py", render_markdown(out))
     log(f"wrote {raw_file} and RESULTS.md in {out['benchmark_minutes']} min; "
         f"others paused {pauser.total_paused:.0f} s")
     return 0

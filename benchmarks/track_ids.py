@@ -21,13 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lapx_ros.ros.params import NodeConfig, pipeline_config
+from lapx_ros.runtime.detector import HogPersonDetector
+from lapx_ros.runtime.engine import create_engine, default_model_path
+from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
 
-from lapx_ros.ros.params import NodeConfig, pipeline_config  # noqa: E402
-from lapx_ros.runtime.detector import HogPersonDetector  # noqa: E402
-from lapx_ros.runtime.engine import create_engine, default_model_path  # noqa: E402
-from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CachedLaggedDetector:

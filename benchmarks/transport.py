@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_tools import Pauser, write_section
+from lapx_ros.testing.harness import Pauser, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO.parent / "shared" / "data" / "footage" / "crowd" / "concourse_people.mp4"

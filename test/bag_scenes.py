@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 from lapx_ros.runtime.camera import PinholeCamera
+from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO.parent / "shared" / "data" / "footage" / "exercise"

@@ -6,7 +6,7 @@ ROS 2 environment for this run (the same values scripts/test.sh sets, so plain
   ROS_DOMAIN_ID=<1..101 from the PID>       parallel runs never see each other
   FASTRTPS_DEFAULT_PROFILES_FILE=config/fastdds_shm.xml   shared memory + loopback UDP
 Fixtures:
-  ros_process   start a ROS Python script in a subprocess (see ros_helpers.py);
+  ros_process   start a ROS Python script in a subprocess (lapx_ros.testing.ros_processes);
                 stopped when the test ends
   unique_topic  a topic name no other test uses
   lspet_dir     the shared LSPET data (skipped with the reason when absent)
@@ -14,11 +14,12 @@ Fixtures:
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+from lapx_ros.testing.ros_processes import RosProcess
 
 TEST_DIR = Path(__file__).resolve().parent
 REPO = TEST_DIR.parent
@@ -26,12 +27,6 @@ REPO = TEST_DIR.parent
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 101 + 1))
 os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
-
-for _p in (str(TEST_DIR), str(REPO / "examples")):
-    if _p not in sys.path:
-        sys.path.append(_p)
-
-from ros_helpers import RosProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
@@ -15,6 +14,7 @@ from lapx_ros.runtime.depth import (BodyDepth, DepthError, DepthPairer, DepthSet
                                     DepthStream, JointDepthEstimator, depth_from_compressed,
                                     depth_from_image, depth_from_message,
                                     encode_compressed_depth, torso_joints)
+from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 
 # ------------------------------------------------------------------ message builders

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from pose_samples import SAMPLE_JOINTS, make_pose_array, to_plain
-from ros_helpers import EXAMPLES
+
+from lapx_ros.testing.ros_processes import EXAMPLES
 
 
 def _received(listener) -> list[dict]:

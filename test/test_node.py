@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from lapx_ros.msg import HumanPoseArray, PersonPose
-from pose_client import LSPET, READY, PoseClient, node_command, set_parameters, unique_namespace
-from ros_helpers import RosProcess
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import build_model
 
 from lapx_ros.ros.convert import compress_bgr, to_image_msg
 from lapx_ros.runtime.detector import default_detector_path
 from lapx_ros.runtime.frames import reason_kind
+from lapx_ros.testing.node_client import LSPET, READY, PoseClient, node_command, set_parameters, unique_namespace
+from lapx_ros.testing.ros_processes import RosProcess
 
 ENCODINGS = ["bgr8", "rgb8", "bgra8", "rgba8", "mono8", "yuv422", "yuyv"]
 # Low thresholds: the tiny test model's confidences mean nothing, every frame has a person.

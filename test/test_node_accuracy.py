@@ -10,9 +10,9 @@ import uuid
 import cv2
 import numpy as np
 import pytest
-from pose_client import LSPET, PoseClient, node_command
 
 from lapx_ros.runtime.engine import default_model_path
+from lapx_ros.testing.node_client import LSPET, PoseClient, node_command
 
 SAMPLE = 40  # validation images; a few seconds of inference
 MARGIN = 0.05  # PCKh points the node may lose against offline on this small sample

@@ -14,9 +14,6 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
-from pose_client import LSPET, READY, PoseClient, node_command, unique_namespace
-from ros_helpers import RosProcess
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -25,6 +22,9 @@ from lapx_ros.ros.replay import compressed_depth_msg, depth_image_msg
 from lapx_ros.runtime.camera import PinholeCamera
 from lapx_ros.runtime.depth import torso_joints
 from lapx_ros.runtime.engine import default_model_path
+from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
+from lapx_ros.testing.node_client import LSPET, READY, PoseClient, node_command, unique_namespace
+from lapx_ros.testing.ros_processes import RosProcess
 
 PHOTO = "im09006.jpg"  # one athlete whose 16 joints the shipped model sees
 SCALE = 2  # the LSPET photos are small: twice the size gives limbs of a few depth windows
@@ -60,7 +60,7 @@ class RgbdCamera:
     compressedDepth) and a CameraInfo beside each image topic."""
 
     def __init__(self, client: PoseClient, camera: PinholeCamera):
-        from pose_client import RELIABLE
+        from lapx_ros.testing.node_client import RELIABLE
 
         self.client, self.camera = client, camera
         node, ns = client.node, client.ns
@@ -345,7 +345,7 @@ def test_corrupt_compressed_depth_is_counted(nodes, scene, photo, camera):
 
 
 def test_depth_settings_change_at_run_time_and_bad_combinations_are_refused(nodes, scene, photo, camera):
-    from pose_client import set_parameters
+    from lapx_ros.testing.node_client import set_parameters
 
     _, rgbd = nodes["raw"]
     client = rgbd.client

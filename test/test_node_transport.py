@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 from builtin_interfaces.msg import Time
-from pose_client import READY, REPO, PoseClient, node_command, set_parameters, unique_namespace
 from rosgraph_msgs.msg import Clock
 
 from lapx_ros.runtime.engine import default_model_path
+from lapx_ros.testing.node_client import READY, REPO, PoseClient, node_command, set_parameters, unique_namespace
 
 REPO_CONFIG = REPO / "config"
 EXERCISE = REPO.parent / "shared" / "data" / "footage" / "exercise"

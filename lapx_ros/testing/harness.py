@@ -1,6 +1,7 @@
-"""Helpers of the speed and reliability benchmarks (benchmarks/run.py, reliability.py)
-that need neither ROS nor a model: frame composition from LSPET images, statistics,
-pausing other processes while measuring, machine facts and memory of a process.
+"""The benchmarks' harness, without ROS or a model: statistics, other work paused while
+a measurement runs (and windows that other processes disturbed measured again), the CPU
+each process used, machine facts and memory of a process, the node's profile by stage,
+and sections of benchmarks/RESULTS.md written in place.
 """
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-FRAME_W, FRAME_H = 640, 480
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------- statistics
@@ -55,163 +56,6 @@ def window_stats(published_stamps, received, start: float, end: float) -> dict:
            "dropped": len(sent) - len(got)}
     out.update({f"latency_ms_{k}": v for k, v in percentiles(lat).items()})
     return out
-
-
-# ---------------------------------------------------------------- frame compositor
-@dataclass
-class Composition:
-    """A 640x480 BGR frame and the person boxes (x0, y0, x1, y1, OpenCV pixels) in it."""
-
-    frame: np.ndarray
-    boxes: np.ndarray
-    sources: tuple
-
-
-def paste_fit(canvas: np.ndarray, image: np.ndarray, slot, joints=None):
-    """Scale ``image`` to fit ``slot`` = (x, y, w, h) of ``canvas`` keeping its aspect,
-    centred; returns the joints (K, 2+) mapped into canvas pixels (or None)."""
-    import cv2
-
-    x, y, w, h = slot
-    ih, iw = image.shape[:2]
-    scale = min(w / iw, h / ih)
-    nw, nh = max(1, int(round(iw * scale))), max(1, int(round(ih * scale)))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    ox, oy = x + (w - nw) // 2, y + (h - nh) // 2
-    canvas[oy:oy + nh, ox:ox + nw] = resized
-    if joints is None:
-        return None
-    mapped = np.array(joints, np.float64, copy=True)
-    # pixel centres: (u + 0.5) scales with the image
-    mapped[:, 0] = (mapped[:, 0] + 0.5) * (nw / iw) - 0.5 + ox
-    mapped[:, 1] = (mapped[:, 1] + 0.5) * (nh / ih) - 0.5 + oy
-    return mapped
-
-
-def person_box(joints, margin: float = 0.15, limits=(FRAME_W, FRAME_H)) -> np.ndarray:
-    """Box around the labelled joints (x, y[, visible]) widened by ``margin`` of its size
-    on each side, as a person detector would return it; clipped to the frame."""
-    pts = np.asarray(joints, np.float64)[:, :2]
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    return np.array([max(0.0, x0 - mx), max(0.0, y0 - my),
-                     min(limits[0], x1 + mx), min(limits[1], y1 + my)])
-
-
-def place_person(canvas: np.ndarray, image: np.ndarray, joints, slot, fill: float = 0.75):
-    """Warp ``image`` into ``slot`` = (x, y, w, h) of ``canvas`` so that its labelled person
-    is centred and about ``fill`` of the slot high (or wide); returns the mapped joints."""
-    import cv2
-
-    x, y, w, h = slot
-    pts = np.asarray(joints, np.float64)
-    lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
-    size = np.maximum(hi - lo, 1.0)
-    scale = fill * min(w / size[0], h / size[1])
-    centre = (lo + hi) / 2
-    matrix = np.array([[scale, 0.0, w / 2 - scale * centre[0]], [0.0, scale, h / 2 - scale * centre[1]]])
-    region = canvas[y:y + h, x:x + w]
-    cv2.warpAffine(image, matrix, (w, h), dst=region, flags=cv2.INTER_LINEAR,
-                   borderMode=cv2.BORDER_TRANSPARENT)
-    mapped = pts.copy()
-    mapped[:, 0] = pts[:, 0] * scale + matrix[0, 2] + x
-    mapped[:, 1] = pts[:, 1] * scale + matrix[1, 2] + y
-    return mapped
-
-
-def compose(images, joints, persons: int, background: int = 96) -> Composition:
-    """One 640x480 frame: a single image fills the frame keeping its aspect (the scene as
-    photographed); several people are placed side by side, each centred in a slot of its
-    own and about 3/4 of its height. Boxes come from each image's labelled joints."""
-    if len(images) != persons or len(joints) != persons:
-        raise ValueError(f"need {persons} images and joint sets, got {len(images)} and {len(joints)}")
-    canvas = np.full((FRAME_H, FRAME_W, 3), background, np.uint8)
-    width = FRAME_W // persons
-    boxes = []
-    for i, (image, pts) in enumerate(zip(images, joints)):
-        slot_w = width if i < persons - 1 else FRAME_W - width * (persons - 1)
-        slot = (i * width, 0, slot_w, FRAME_H)
-        mapped = paste_fit(canvas, image, slot, pts) if persons == 1 else place_person(canvas, image, pts, slot)
-        boxes.append(person_box(mapped))
-    return Composition(canvas, np.asarray(boxes, np.float64).reshape(-1, 4), ())
-
-
-def load_lspet_joints(joints_file) -> np.ndarray:
-    """LSPET joints as (N, 14, 3) = x, y, visible."""
-    import scipy.io
-
-    raw = scipy.io.loadmat(str(joints_file))["joints"]
-    if raw.shape[:2] == (14, 3):
-        return np.ascontiguousarray(raw.transpose(2, 0, 1), np.float64)
-    raise ValueError(f"{joints_file}: unexpected joints shape {raw.shape}")
-
-
-def pick_images(joints: np.ndarray, images_dir, first: int, count: int, min_side: int = 150) -> list[int]:
-    """1-based indices from ``first`` on whose 14 joints are all labelled visible and whose
-    image is at least ``min_side`` px on its short side (people large enough to matter)."""
-    import cv2
-
-    chosen = []
-    index = first
-    while len(chosen) < count and index <= len(joints):
-        path = Path(images_dir) / f"im{index:05d}.jpg"
-        if path.is_file() and (joints[index - 1, :, 2] > 0).all():
-            image = cv2.imread(str(path))
-            if image is not None and min(image.shape[:2]) >= min_side:
-                chosen.append(index)
-        index += 1
-    if len(chosen) < count:
-        raise ValueError(f"only {len(chosen)} usable images from im{first:05d} on in {images_dir}")
-    return chosen
-
-
-def build_scenes(images_dir, joints_file, count: int = 8, first: int = 9001) -> dict:
-    """Frames for the two scenarios from LSPET validation images.
-
-    Returns {"1_person": [Composition...], "3_persons": [Composition...]}, ``count``
-    frames each; the 3-person frames use three different images side by side.
-    """
-    import cv2
-
-    joints = load_lspet_joints(joints_file)
-    indices = pick_images(joints, images_dir, first, 4 * count)
-    load = {i: cv2.imread(str(Path(images_dir) / f"im{i:05d}.jpg")) for i in indices}
-    one = []
-    for i in indices[:count]:
-        comp = compose([load[i]], [joints[i - 1]], 1)
-        comp.sources = (i,)
-        one.append(comp)
-    three = []
-    rest = indices[count:]
-    for k in range(count):
-        trio = rest[3 * k:3 * k + 3]
-        comp = compose([load[i] for i in trio], [joints[i - 1] for i in trio], 3)
-        comp.sources = tuple(trio)
-        three.append(comp)
-    return {"1_person": one, "3_persons": three}
-
-
-def save_scenes(scenes: dict, path) -> None:
-    arrays = {}
-    for name, comps in scenes.items():
-        arrays[f"{name}/frames"] = np.stack([c.frame for c in comps])
-        arrays[f"{name}/boxes"] = np.stack([c.boxes for c in comps]) if comps[0].boxes.size else np.zeros(0)
-        arrays[f"{name}/sources"] = np.asarray([list(c.sources) for c in comps])
-    np.savez(path, **arrays)
-
-
-def load_scenes(path) -> dict:
-    """{scenario: (frames (F, 480, 640, 3), boxes (F, P, 4), sources (F, P))}."""
-    data = np.load(path)
-    names = sorted({k.split("/")[0] for k in data.files})
-    return {n: (data[f"{n}/frames"], data[f"{n}/boxes"], data[f"{n}/sources"]) for n in names}
-
-
-def sequence_index(frame_number: int, scenes_count: int, hold: int) -> int:
-    """Which composition frame ``frame_number`` shows: each is held for ``hold`` frames,
-    as a person in a video stays put between frames, then the next one comes."""
-    return (frame_number // max(1, hold)) % scenes_count
 
 
 # ---------------------------------------------------------- pausing other processes
@@ -366,6 +210,41 @@ class Pauser:
         return Pauser._Paused(self)
 
 
+def niceness(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class NicedPauser(Pauser):
+    """A Pauser that also stops every Python process running at niceness >= ``min_nice``
+    (the low-priority jobs of a shared machine) that is neither this process, its
+    ancestors nor a test run (a stopped test could time out)."""
+
+    def __init__(self, *args, min_nice: int = 10, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.min_nice = min_nice
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def _targets(self) -> list[int]:
+        candidates = {p: (niceness(p), _cmdline(p)) for p in find_pids(r"python")}
+        niced = low_priority_jobs(candidates, self.min_nice)
+        mine = set(with_descendants([os.getpid()]))
+        return sorted(set(super()._targets()) | (set(with_descendants(niced)) - mine))
+
+
+def low_priority_jobs(candidates: dict, min_nice: int = 10) -> list[int]:
+    """Of {pid: (niceness, command line)}: the processes at ``min_nice`` or lower priority
+    that are not test runs."""
+    return sorted(p for p, (nice, cmd) in candidates.items()
+                  if nice is not None and nice >= min_nice and "pytest" not in cmd)
+
+
 # ------------------------------------------------------------------------- CPU use
 def cpu_seconds() -> dict[int, float]:
     """CPU time (user + system, all threads) of every process, in seconds."""
@@ -394,6 +273,102 @@ def cpu_use(before: dict, after: dict, wall: float, groups: dict) -> dict:
     out = {name: round(used(pids), 3) for name, pids in groups.items()}
     out["other processes"] = round(used([p for p in after if p not in grouped]), 3)
     return out
+
+
+def system_cpu_seconds() -> tuple[float, float, float]:
+    """(busy, busy at low priority, steal) CPU seconds of the whole machine since boot,
+    from /proc/stat: busy = user + nice + system + irq + softirq (guest time is inside
+    user); "nice" is the user time of processes with niceness > 0."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    steal = fields[7] if len(fields) > 7 else 0
+    return (user + nice + system + irq + softirq) / tick, nice / tick, steal / tick
+
+
+def usage_snapshot() -> dict:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"t": time.monotonic(), "procs": cpu_seconds(), "system": system_cpu_seconds(),
+            "children": children.ru_utime + children.ru_stime}
+
+
+def split_cores(system_busy: float, niced: float, steal: float, groups: dict, children: float,
+                wall: float) -> dict:
+    """Cores used during a window of ``wall`` s: each group's CPU seconds, ``children``
+    (processes this one started and reaped meanwhile, e.g. the camera), and everything
+    else the machine did: "other processes" (the whole machine's busy time minus those,
+    so work that started and ended inside the window counts too), of which "other,
+    niced" ran at low priority (niceness > 0: it mostly takes what the measured processes
+    leave idle) and "other, normal priority" competed with them; steal = time the
+    hypervisor gave to other machines. (This process and its children are assumed to
+    run at niceness 0.)"""
+    wall = max(wall, 1e-9)
+    out = {name: round(v / wall, 3) for name, v in groups.items()}
+    out["reaped children"] = round(children / wall, 3)
+    other = max(0.0, system_busy - sum(groups.values()) - children)
+    out["other processes"] = round(other / wall, 3)
+    out["other, niced"] = round(min(niced, other) / wall, 3)
+    out["other, normal priority"] = round(max(0.0, other - niced) / wall, 3)
+    out["steal"] = round(steal / wall, 3)
+    return out
+
+
+def window_cores(before: dict, after: dict, groups: dict) -> dict:
+    """``split_cores`` between two ``usage_snapshot``s; ``groups`` = {name: [pids]}."""
+    def used(pids):
+        return sum(max(0.0, after["procs"].get(p, 0.0) - before["procs"].get(p, after["procs"].get(p, 0.0)))
+                   for p in pids)
+
+    delta = [a - b for a, b in zip(after["system"], before["system"])]
+    return split_cores(delta[0], delta[1], delta[2], {name: used(pids) for name, pids in groups.items()},
+                       after["children"] - before["children"], after["t"] - before["t"])
+
+
+
+def wait_for_quiet(pauser, limit: float, max_wait: float, sample: float = 3.0, poll: float = 15.0,
+                   log=print) -> float:
+    """Wait (at most ``max_wait`` s) until, with the pause pattern's processes stopped, the
+    rest of the machine uses at most ``limit`` cores over ``sample`` s (another
+    benchmark running beside this one would spoil both). Returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        with pauser.paused():
+            before = usage_snapshot()
+            time.sleep(sample)
+            others = window_cores(before, usage_snapshot(), {"benchmark": [os.getpid()]})["other, normal priority"]
+        waited = time.monotonic() - started
+        if others <= limit or waited >= max_wait:
+            return waited
+        log(f"the machine is busy ({others:.2f} cores of other work): waiting ({waited:.0f} s so far)")
+        time.sleep(poll)
+
+
+def quietest(measure, other_cores, limit: float, retries: int, wait: float = 20.0, log=print,
+             before_each=None):
+    """``measure()`` again (up to ``retries`` more times, ``wait`` s apart) while the
+    processes it did not start used more than ``limit`` cores; the quietest result, with
+    how many attempts it took. ``before_each()`` runs before every attempt (e.g.
+    ``wait_for_quiet``)."""
+    best, attempts = None, 0
+    for attempt in range(retries + 1):
+        if before_each is not None:
+            before_each()
+        result = measure()
+        attempts += 1
+        busy = other_cores(result)
+        if best is None or busy < other_cores(best):
+            best = result
+        if busy <= limit:
+            break
+        if attempt < retries:
+            log(f"other processes used {busy:.2f} cores (> {limit:g}): measuring again in {wait:g} s")
+            time.sleep(wait)
+    best["attempts"] = attempts
+    best["busy"] = other_cores(best) > limit
+    return best
 
 
 # ----------------------------------------------------------------- machine, memory
@@ -468,6 +443,123 @@ def package_versions(names) -> dict:
         except metadata.PackageNotFoundError:
             out[n] = None
     return out
+
+
+def cpu_class(flags, isa_cap: str = "") -> str:
+    """The kind of CPU the figures belong to, by the instruction sets the engines use.
+    ``isa_cap``: ONEDNN_MAX_CPU_ISA of the run. It caps oneDNN's primitives only (in
+    OpenVINO and PyTorch), not OpenVINO's own JIT kernels, ONNX Runtime or MediaPipe: such a
+    run is labelled apart, never taken for an AVX2 machine's."""
+    flags = set(flags)
+    if isa_cap.upper() == "AVX2" and "avx512f" in flags:
+        return "AVX-512 CPU with oneDNN capped to AVX2 (partly AVX-512 still)"
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return "AVX-512 with bf16/AMX"
+    if "avx512f" in flags:
+        return "AVX-512 (no bf16)"
+    if "avx2" in flags:
+        return "AVX2 only (no AVX-512)"
+    return "no AVX2"
+
+
+def section_slug(kind: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in kind.lower()).strip("_")
+
+
+
+# ------------------------------------------------------------------ node profile
+# Innermost matching frame decides the category of a sample (first match from the leaf).
+CATEGORIES = (
+    ("inference", ("_run (lapx_ros/runtime/engine.py", "_run (engine.py")),
+    ("inference output check (isfinite)", ("infer (lapx_ros/runtime/engine.py", "infer (engine.py")),
+    ("crop + normalise", ("preprocess.py",)),
+    ("decode (heatmaps -> keypoints)", ("heatmaps.py", "geometry.py")),
+    ("image conversion (msg -> BGR)", ("image_to_bgr", "compressed_to_bgr")),
+    ("annotated image", ("drawing.py", "to_image_msg")),
+    ("markers", ("markers.py",)),
+    ("pose message build", ("pose_array_msg",)),
+    ("publish", ("publish (rclpy",)),
+    ("tracking + smoothing", ("tracking.py", "smoothing.py")),
+    ("boxes wait/match", ("match (lapx_ros/runtime/frames.py", "match (frames.py")),
+    ("depth", ("depth.py", "camera.py")),
+    ("pipeline bookkeeping", ("estimator.py",)),
+)
+
+
+def categorize(stack: list[str]) -> str:
+    for frame in reversed(stack):
+        for name, keys in CATEGORIES:
+            if any(k in frame for k in keys):
+                return name
+    return "other"
+
+
+def summarize_profile(text: str, rate: int, frames: int, seconds: float) -> dict:
+    """py-spy raw (collapsed) stacks -> per-frame ms per category of the worker thread,
+    and what the main (executor) thread spends."""
+    worker, main, other = Counter(), Counter(), Counter()
+    for line in text.splitlines():
+        stack_text, _, count = line.rpartition(" ")
+        if not stack_text or not count.isdigit():
+            continue
+        stack = stack_text.split(";")
+        n = int(count)
+        names = [f.split(" (")[0] for f in stack]
+        if any("_run (" in f and "frames.py" in f for f in stack):  # NewestFrameWorker's thread
+            worker["idle (waiting for a frame)" if "_process" not in " ".join(names)
+                   else categorize(stack)] += n
+        elif any("spin" in f for f in names):
+            if any("_on_frame" in f for f in names):
+                main["frame callback (mailbox)"] += n
+            elif any("take" in f for f in names):
+                main["take + deserialise message"] += n
+            elif any("wait" in f for f in names[-2:]):
+                main["idle"] += n
+            else:
+                main["executor other"] += n
+        else:
+            other[names[-1] if names else "?"] += n
+    frames = max(frames, 1)
+    idle = worker.pop("idle (waiting for a frame)", 0)
+    per_frame = {k: v / rate / frames * 1000.0 for k, v in worker.most_common()}
+    main.pop("idle", None)
+    return {"frames": frames, "seconds": seconds, "sample_rate_hz": rate,
+            "fps_while_profiled": frames / seconds,
+            "worker_ms_per_frame": per_frame,
+            "worker_busy_ms_per_frame": sum(per_frame.values()),
+            "worker_idle_fraction": idle / max(1, idle + sum(worker.values())),
+            "main_thread_ms_per_frame": {k: v / rate / frames * 1000.0 for k, v in main.most_common()},
+            "other_threads_samples": dict(other.most_common(5))}
+
+
+# ------------------------------------------------------------------- command lines
+def parse_overrides(values) -> list[str]:
+    """``name:=value`` or ``name=value`` -> ``name:=value`` (the ROS ``-p`` form)."""
+    out = []
+    for text in values:
+        if ":=" in text:
+            name, value = text.split(":=", 1)
+        elif "=" in text:
+            name, value = text.split("=", 1)
+        else:
+            raise ValueError(f"parameter override {text!r}: expected name:=value or name=value")
+        name = name.strip()
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            raise ValueError(f"parameter override {text!r}: bad parameter name {name!r}")
+        out.append(f"{name}:={value.strip()}")
+    return out
+
+
+def override_names(overrides) -> list[str]:
+    return [o.split(":=", 1)[0] for o in overrides]
+
+
+def relative_text(text: str) -> str:
+    """Machine paths out of a command line: the repository becomes ``.``, home ``~``."""
+    text = text.replace(str(REPO) + os.sep, "").replace(str(REPO), ".")
+    home = str(Path.home())
+    return text.replace(home, "~")
+
 
 
 # ------------------------------------------------------------- RESULTS.md sections

@@ -1,5 +1,6 @@
-"""The test side of node tests: publishes frames to a pose node running in another
-process and collects what it publishes (poses, markers, annotated images, diagnostics).
+"""The other side of a pose node running in another process, for tests and benchmarks:
+publishes frames to it and collects what it publishes (poses, markers, annotated images,
+diagnostics).
 
     with PoseClient("/ns") as client:
         client.wait_for_node()
@@ -25,7 +26,7 @@ from visualization_msgs.msg import MarkerArray
 
 from lapx_ros.ros.convert import to_compressed_msg, to_image_msg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LSPET = REPO.parent / "shared" / "data" / "lspet"
 RELIABLE = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.RELIABLE)
 READY = r"active: "  # the node's log line once it is active

@@ -1,13 +1,13 @@
-"""Run ROS 2 Python scripts in separate processes for tests.
+"""Run ROS 2 Python scripts in separate processes, for tests and benchmarks.
 
-    from ros_helpers import RosProcess
+    from lapx_ros.testing.ros_processes import RosProcess
 
     with RosProcess(EXAMPLES / "pose_listener.py", "--count", "3") as listener:
         listener.wait_for(r"^READY$", timeout=20)
         ...
         assert listener.wait_exit(timeout=30) == 0, listener.output
 
-In a test, prefer the `ros_process` fixture from conftest.py: it starts a process the
+In a test, prefer the `ros_process` fixture from test/conftest.py: it starts a process the
 same way, optionally waits for its ready line, and stops every process it started
 when the test ends, passed or failed.
 
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 _alive: "set[RosProcess]" = set()

@@ -1,16 +1,16 @@
 """What the depth path costs and how accurate it is (issue 15), and a picture of the 3D
 markers the node publishes.
 
-    .venv/bin/python benchmarks/depth_cost.py              # cost, accuracy, picture
-    .venv/bin/python benchmarks/depth_cost.py --no-picture # without starting ROS processes
-    .venv/bin/python benchmarks/depth_cost.py --pause-pattern 'lapx_ros[.](train|eval|export)|mediapipe|lever'
+    .venv/bin/python -m benchmarks.depth_cost              # cost, accuracy, picture
+    .venv/bin/python -m benchmarks.depth_cost --no-picture # without starting ROS processes
+    .venv/bin/python -m benchmarks.depth_cost --pause-pattern 'lapx_ros[.](train|eval|export)|mediapipe|lever'
 
 1. Cost per frame of everything the depth path adds to a frame, at 640x480 and 1280x720,
    one and five people: decoding the paired 16UC1 image (and compressedDepth PNG),
    pairing by stamp, the robust per-joint depth with back-projection, and filling the
    positions into the message (the message with depth minus the one without). Beside
    it, one call of the shipped network on a person crop, as the node makes per frame.
-2. Accuracy on synthetic scenes of exact geometry (test/depth_scenes.py): a person on a
+2. Accuracy on synthetic scenes of exact geometry (lapx_ros/testing/depth_scenes.py): a person on a
    tilted plane at 1-5 m in front of a wall, clean, and with sensor-like noise, random
    holes and a zero-depth shadow along one side of the body.
 3. docs/depth_markers.png: the node (shipped model) in its own process, a real LSPET
@@ -18,7 +18,7 @@ markers the node publishes.
    MarkerArray it publishes drawn with matplotlib (RViz cannot run here).
 
 The figures go to stdout and, as the "Depth" section, into benchmarks/RESULTS.md
-(bench_tools.write_section: the other sections are left as they are).
+(harness.write_section: the other sections are left as they are).
 """
 from __future__ import annotations
 
@@ -342,7 +342,7 @@ def markdown(cost, net, backend, accuracy, picture_line, paused) -> str:
                      f"{100 * r['total_16uc1'] / reference:.0f} % |")
     lines += [
         "",
-        "Times in ms. Accuracy on synthetic scenes (test/depth_scenes.py: a person on a plane "
+        "Times in ms. Accuracy on synthetic scenes (lapx_ros/testing/depth_scenes.py: a person on a plane "
         "Z = z0 + tilt_x X + tilt_y Y before a wall at 6 m; 16UC1 millimetres; noisy = "
         "Gaussian depth noise 0.002 z^2, 3 % random holes and an 8 px zero-depth shadow "
         "along the body's left edge, five seeds each). Error: 3D distance of each joint with "

@@ -1,8 +1,8 @@
 """What the built-in person detector costs per 640x480 frame, alone and on its own thread
 beside the pose network (issue 16), for 1 and 2 detector threads.
 
-    .venv/bin/python benchmarks/detector_cost.py                 # markdown tables to stdout
-    .venv/bin/python benchmarks/detector_cost.py --repeats 5 --backend onnxruntime
+    .venv/bin/python -m benchmarks.detector_cost                 # markdown tables to stdout
+    .venv/bin/python -m benchmarks.detector_cost --repeats 5 --backend onnxruntime
 
 Frames: the 640x480 images of the COCO sliver's val2017 (../shared/data/coco-mini).
 1. Alone: the whole detector call (letterbox, network, decoding) per frame, median and

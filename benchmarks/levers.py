@@ -17,7 +17,7 @@ each is compiled in a process of its own to read its memory:
 
 Accuracy of each lever comes from lapx-eval and MODEL.md, not from here.
 
-    .venv/bin/python benchmarks/levers.py --pause-pattern 'lapx_ros[.]train'
+    .venv/bin/python -m benchmarks.levers --pause-pattern 'lapx_ros[.]train'
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Processes matching --pause-pattern are stopped while a worker measures.
 MediaPipe 0.10.14 ships only the "full" model: the "heavy" one is copied into its
 environment from the npm package @mediapipe/pose (Apache-2.0) the first time.
 
-    .venv/bin/python benchmarks/presets.py --pause-pattern 'lapx_ros[.]train'
+    .venv/bin/python -m benchmarks.presets --pause-pattern 'lapx_ros[.]train'
 
 Writes benchmarks/presets_results.json and the "Presets" section of RESULTS.md.
 """

@@ -1,7 +1,7 @@
 """Reliability of the pose node (issue #6): more frames than it can process, and a long run.
 
-    .venv/bin/python benchmarks/reliability.py load [--pause-pattern lapx_ros.train]   # ~3 min
-    .venv/bin/python benchmarks/reliability.py soak                                    # ~11 min
+    .venv/bin/python -m benchmarks.reliability load [--pause-pattern lapx_ros.train]   # ~3 min
+    .venv/bin/python -m benchmarks.reliability soak                                    # ~11 min
 
 load: real footage scaled into 1280x720 bgr8 frames, sent at 120 Hz for 60 s, once with
 sensor-data (best effort) QoS and once reliable (the node's qos_reliability matches). The
@@ -198,7 +198,7 @@ def slice_figures(a: float, b: float, sent: dict, records, diagnostics, sampler:
 
 def mean_cores(slices: list[dict]) -> dict:
     """Cores per group over the whole window as the slices' mean weighted by their length:
-    bench_tools.cpu_use counts a process from the first sample it is in, so one span over
+    harness.cpu_use counts a process from the first sample it is in, so one span over
     the whole window would leave out every process started during it."""
     span = sum(s["to_s"] - s["from_s"] for s in slices)
     return {k: round(sum(s["cpu_cores"][k] * (s["to_s"] - s["from_s"]) for s in slices) / span, 3)
@@ -452,8 +452,8 @@ def render_soak(section: dict) -> list[str]:
 def render_markdown(results: dict) -> str:
     lines = ["# Reliability of the lapx_ros pose node", "",
              "Written by `benchmarks/reliability.py` (README section \"Reliability\"): "
-             "`.venv/bin/python benchmarks/reliability.py load --pause-pattern lapx_ros.train` and "
-             "`.venv/bin/python benchmarks/reliability.py soak`. Node, camera and listener in processes of their "
+             "`.venv/bin/python -m benchmarks.reliability load --pause-pattern lapx_ros.train` and "
+             "`.venv/bin/python -m benchmarks.reliability soak`. Node, camera and listener in processes of their "
              "own over Fast DDS (`config/fastdds_shm.xml`).", ""]
     for name, render in (("load", render_load), ("soak", render_soak)):
         section = results.get(name)

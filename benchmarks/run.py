@@ -2,7 +2,7 @@
 DDS, peak memory, MediaPipe Pose "full" and PyTorch eager on the same frames, and a
 profile of the node under load. Writes benchmarks/results.json and benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py            # about 8-10 minutes
+    .venv/bin/python -m benchmarks.run            # about 8-10 minutes
 
 Frames: LSPET validation images scaled into 640x480 frames (one person filling the
 frame; three people side by side with their boxes supplied on the node's boxes topic),
@@ -32,7 +32,7 @@ from lapx_ros.testing import harness, scenes
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lspet"
-# scenario -> frames of bench_tools.build_scenes, stream rate, the node's mode and extra
+# scenario -> frames of scenes.build_scenes, stream rate, the node's mode and extra
 # parameters. "followed": the person is kept whatever its confidence (one crop per frame).
 SCENARIOS = {
     "1_person": {"frames": "1_person", "rate_hz": 30, "mode": "single", "params": {}},
@@ -364,7 +364,7 @@ OTHER_LOAD_LIMIT = 0.25  # cores used by processes the benchmark did not start
 
 
 def clean(window: dict) -> bool:
-    """Whether no other work disturbed the window (see bench_tools.cpu_use)."""
+    """Whether no other work disturbed the window (see harness.cpu_use)."""
     return window.get("cpu_cores", {}).get("other processes", 0.0) <= OTHER_LOAD_LIMIT
 
 

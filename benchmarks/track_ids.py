@@ -7,7 +7,7 @@ frames, or hands its result over ``--lag`` frames after the frame it looked at (
 node's background thread does). Detections are cached per frame (``--cache``), so
 runs that change only tracking skip the slow detector.
 
-    .venv/bin/python benchmarks/track_ids.py --video ~/.cache/lapx_ros/vtest.avi
+    .venv/bin/python -m benchmarks.track_ids --video ~/.cache/lapx_ros/vtest.avi
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ For each case the pose node (config/lapx.yaml, shipped model) and a camera
 watches the node's /human_pose (latency from the frame's stamp) and /diagnostics
 (counters). "lost" is what the camera sent and the node's subscription never received.
 
-    .venv/bin/python benchmarks/transport.py                      # default DDS, all cases
-    .venv/bin/python benchmarks/transport.py --profile config/fastdds_shm.xml
-    .venv/bin/python benchmarks/transport.py --sizes 1280x720 --qos reliable -p qos_reliability:=best_effort
+    .venv/bin/python -m benchmarks.transport                      # default DDS, all cases
+    .venv/bin/python -m benchmarks.transport --profile config/fastdds_shm.xml
+    .venv/bin/python -m benchmarks.transport --sizes 1280x720 --qos reliable -p qos_reliability:=best_effort
 
 Appends each run to benchmarks/transport_results.json and writes all runs there as the
 "Transport" section of benchmarks/RESULTS.md. The environment of the node and the camera is this one without

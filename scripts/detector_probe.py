@@ -4,10 +4,10 @@
 Research tool: not used by the node. Reproduces the figures of docs/detector_options.md.
 
     # person-box recall/precision at IoU 0.5; score threshold tuned on train2017 only
-    python scripts/detector_probe.py --models DIR accuracy
+    .venv/bin/python -m scripts.detector_probe --models DIR accuracy
     # milliseconds per 640x480 image (pre-processing + network + decoding)
-    python scripts/detector_probe.py --models DIR timing --threads 1
-    python scripts/detector_probe.py --models DIR timing --threads 2
+    .venv/bin/python -m scripts.detector_probe --models DIR timing --threads 1
+    .venv/bin/python -m scripts.detector_probe --models DIR timing --threads 2
 
 DIR holds the converted files named below (see docs/detector_options.md for how each
 one is made from its package): nanodet.onnx, ssd_oidv4.onnx, ssdlite_person.onnx,
@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 DEFAULT_COCO = REPO.parent / "shared" / "data" / "coco-mini"
 MIN_KEYPOINTS = 5  # people with at least this many labelled keypoints are the recall target
 IOU = 0.5

@@ -3,17 +3,14 @@ the metric lapx-eval gives an MPII-16 model on COCO: OKS-PCK@0.5 of the 12 limb 
 people with at least 5 labelled keypoints, and keypoint AP on those joints. A person the
 teacher missed counts as all joints wrong. Runs in the project's environment.
 
-    usage: python scripts/score_teacher_coco.py ANNOTATIONS.json TEACHER.npz
+    usage: .venv/bin/python -m scripts.score_teacher_coco ANNOTATIONS.json TEACHER.npz
 """
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's lapx_ros
 
 from lapx_ros.data.coco import open_coco, person_annotations
 from lapx_ros.data.people import blazepose_to_mpii, mpii_to_coco_limbs

@@ -224,7 +224,7 @@ def python_files(top: str) -> list[Path]:
 def third_party(imp: Import) -> bool:
     if imp.module in ("", PACKAGE, "__future__") or imp.module in sys.stdlib_module_names:
         return False
-    # helper modules of the tests and examples (conftest puts both folders on sys.path)
+    # helper modules of the tests and examples (pytest.ini puts both folders on sys.path)
     local = _local_names(imp.file.parent)
     for folder in ("test", "examples"):
         if (REPO / folder).is_dir():

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from lapx_ros.runtime.frames import BoxBuffer, FrameGate, PipelineStats
+from lapx_ros.runtime.frames import BoxBuffer, DropCounter, FrameGate, PipelineStats
 from lapx_ros.runtime.smoothing import OneEuroFilter, OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
 
@@ -237,3 +237,12 @@ def test_stats_report_rates_and_reasons():
     for i in range(100):
         stats.invalid(f"{'word' * (i + 1)} and more")
     assert len(stats.report()["invalid_reasons"]) <= 17
+
+
+def test_drops_are_counted_by_kind_in_a_bounded_table():
+    drops = DropCounter(max_kinds=2)
+    assert drops.count("image too large: 7680x4320 > 8294400") == "image too large"
+    assert drops.count("image too large: 9000x9000 > 8294400") == "image too large"
+    assert drops.count("stamp went backwards by 0.100 s") == "stamp went backwards by N s"
+    assert drops.count("a third kind") == "other"  # the table is full
+    assert drops.kinds == {"image too large": 2, "stamp went backwards by N s": 1, "other": 1}

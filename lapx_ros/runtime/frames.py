@@ -22,6 +22,25 @@ def reason_kind(reason: str) -> str:
     return " ".join(re.sub(r"\d[\d.]*", "N", head).split())
 
 
+class DropCounter:
+    """What was dropped, counted by kind of reason (``reason_kind``): one warning and one
+    diagnostics entry per kind. At most ``max_kinds`` kinds are kept, whatever a sender
+    puts in its messages; the rest are counted as "other". Not thread-safe: the owner
+    holds its own lock."""
+
+    def __init__(self, max_kinds: int = MAX_REASONS):
+        self.max_kinds = max_kinds
+        self.kinds: collections.Counter = collections.Counter()
+
+    def count(self, reason: str) -> str:
+        """Count one drop; returns the kind it was counted under."""
+        kind = reason_kind(reason)
+        if kind not in self.kinds and len(self.kinds) >= self.max_kinds:
+            kind = "other"
+        self.kinds[kind] += 1
+        return kind
+
+
 class FrameGate:
     """Refuses frames whose stamps go backwards or lie far in the future.
 
@@ -142,7 +161,7 @@ class PipelineStats:
         self.total_invalid = 0
         self.total_errors = 0
         self.total_boxes_invalid = 0
-        self.invalid_reasons: collections.Counter = collections.Counter()
+        self.invalid_reasons = DropCounter()
         self.last_error = ""
         self.last_frame_time = None
         self._window_start = time.monotonic()
@@ -166,12 +185,7 @@ class PipelineStats:
         """Count a dropped frame; returns the kind it was counted under."""
         with self.lock:
             self.total_invalid += 1
-            # Keep the table small whatever a sender puts in its messages.
-            kind = reason_kind(reason)
-            if kind not in self.invalid_reasons and len(self.invalid_reasons) >= MAX_REASONS:
-                kind = "other"
-            self.invalid_reasons[kind] += 1
-            return kind
+            return self.invalid_reasons.count(reason)
 
     def invalid_boxes(self, count: int) -> None:
         with self.lock:
@@ -212,7 +226,7 @@ class PipelineStats:
                 "inference_errors": self.total_errors,
                 "last_error": self.last_error,
                 "since_last_frame_s": (now - self.last_frame_time) if self.last_frame_time else None,
-                "invalid_reasons": dict(self.invalid_reasons),
+                "invalid_reasons": dict(self.invalid_reasons.kinds),
             }
             self._window_start = now
             self._received = self._processed = 0

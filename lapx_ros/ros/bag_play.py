@@ -17,7 +17,6 @@ its tracking.
 from __future__ import annotations
 
 import statistics
-import sys
 import threading
 import time
 
@@ -322,9 +321,3 @@ def _play_with_ros(bag: BagReader, plan: dict, args, ros_args) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return status
-
-
-if __name__ == "__main__":
-    from lapx_ros.ros.replay import main
-
-    sys.exit(main())

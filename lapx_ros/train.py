@@ -468,9 +468,11 @@ def main(argv=None) -> int:
         parser.error("--layout is for --lsp-images; a recipe names its layout, COCO and MPII have theirs")
     if args.teacher_landmarks and source_key != "lsp":
         parser.error("--teacher-landmarks holds landmarks of the LSPET images: train on --lsp-images")
-    people = ("footage_labels", "coco_mpii_annotations", "coco_limbs_val_annotations", "neighbours")
+    people = ("footage_labels", "coco_mpii_annotations", "coco_limbs_val_annotations")
     if source_key != "lsp" and any(getattr(args, f) for f in people):
-        parser.error("--footage-..., --coco-mpii-..., --coco-limbs-val-... and --neighbours go with --lsp-images")
+        parser.error("--footage-..., --coco-mpii-... and --coco-limbs-val-... go with --lsp-images")
+    if source_key not in ("lsp", "recipe") and args.neighbours:
+        parser.error("--neighbours goes with --lsp-images or --recipe (the sets whose people may be pasted)")
     for flag, partner in (("footage_labels", "footage_images"), ("coco_mpii_annotations", "coco_mpii_images"),
                           ("coco_limbs_val_annotations", "coco_limbs_val_images")):
         if bool(getattr(args, flag)) != bool(getattr(args, partner)):

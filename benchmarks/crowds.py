@@ -92,6 +92,8 @@ from lapx_ros.testing.people import (
 )
 from lapx_ros.testing.scenes import FRAME_H, FRAME_W, letterbox_to, speed_images, write_held_frames
 
+from benchmarks.reference_people import coco_recall, reference_people, share_published
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COCO = ROOT.parent / "shared" / "data" / "coco-mini"
 RESULTS_JSON = ROOT / "benchmarks" / "crowds_results.json"
@@ -194,8 +196,8 @@ def run_coco(pipe, coco_dir: Path, still_frames: int, log=print, max_images: int
     import cv2
     from pycocotools.coco import COCO
 
-    from lapx_ros.data.people import mpii_to_coco_limbs
     from lapx_ros.evaluation import coco_limb_ap, keypoint_result
+    from lapx_ros.layouts import COCO_17, convert_joints
 
     ann_file = coco_dir / "person_keypoints_val2017.json"
     dataset = json.loads(ann_file.read_text())
@@ -237,8 +239,8 @@ def run_coco(pipe, coco_dir: Path, still_frames: int, log=print, max_images: int
             ps = np.array([p.score for p in poses], np.float64)
             kinds[f].append(label_poses(pb, ps, boxes, is_target, crowd_boxes))
             for p in poses:
-                k16 = np.concatenate([p.keypoints, np.asarray(p.confidences, np.float64)[:, None]], axis=1)
-                k17 = mpii_to_coco_limbs(k16)
+                kc = np.concatenate([p.keypoints, np.asarray(p.confidences, np.float64)[:, None]], axis=1)
+                k17 = convert_joints(kc, pipe.estimator.metadata.layout, COCO_17, missing=np.nan)
                 results[f].append(keypoint_result(im["id"], np.nan_to_num(k17[:, :2]),
                                                   np.nan_to_num(k17[:, 2]), 1.0))
         per_image.append({"image_id": im["id"], "people": len(boxes), "targets": int(is_target.sum()),
@@ -265,15 +267,18 @@ def run_coco(pipe, coco_dir: Path, still_frames: int, log=print, max_images: int
             "per_image": per_image, "seconds": round(time.monotonic() - started, 1)}
 
 
-def run_tracks(pipe, video: Path, frames_count: int, rate: float) -> dict:
+def run_tracks(pipe, video: Path, frames_count: int, rate: float, reference=None) -> dict:
     frames = read_video(video, frames_count)
     pipe.reset()
-    ids = []
+    ids, boxes = [], []
     started = time.monotonic()
     for i, frame in enumerate(frames):
         poses = pipe.process(frame, 100.0 + i / rate)
         ids.append([int(p.track_id) for p in poses])
+        boxes.append([p.box.tolist() for p in poses])
     out = track_summary(ids)
+    if reference is not None:
+        out["reference"] = share_published(boxes, reference)
     out.update({"video": video.name, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
                 "seconds": round(time.monotonic() - started, 1)})
     return out
@@ -315,7 +320,7 @@ class Listener:
         self._qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
         self._sub = None
         self.namespace = ""
-        self.messages: list[tuple[float, float, list[int]]] = []
+        self.messages: list[tuple[float, float, list[int], list[tuple]]] = []
         self.diagnostics: dict = {}
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, self._qos)
         self._executor = SingleThreadedExecutor(context=self.context)
@@ -335,7 +340,8 @@ class Listener:
         now = time.time()
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self._lock:
-            self.messages.append((stamp, now, [int(p.id) for p in msg.people]))
+            self.messages.append((stamp, now, [int(p.id) for p in msg.people],
+                                  [(p.x_min, p.y_min, p.x_max, p.y_max) for p in msg.people]))
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -354,9 +360,11 @@ class Listener:
 
 
 def node_run(listener: Listener, source: Path, overrides, frames_source: str, count: int, rate: float,
-             pauser: Pauser, size=None, warmup_frames: int = 0, log=print) -> dict:
+             pauser: Pauser, size=None, warmup_frames: int = 0, log=print, reference=None) -> dict:
     """The checkout's node and a lapx-replay camera as processes of their own; frames sent
-    at ``rate`` Hz; other work paused while the camera sends."""
+    at ``rate`` Hz; other work paused while the camera sends. With ``reference`` (per sent
+    frame the reference people's boxes), the share of them the node published for each
+    frame (a frame it skipped published nobody)."""
     namespace = f"/crowds_{uuid.uuid4().hex[:6]}"
     env = ros_env()
     node_cmd = [sys.executable, "-m", "lapx_ros.ros.node", "--ros-args", "--params-file",
@@ -368,6 +376,8 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
                   "--wait-subscribers", "1", "--settle", "1.0"]
     if size:
         camera_cmd += ["--size", str(size[0]), str(size[1])]
+    stamps_file = tempfile.NamedTemporaryFile("r", suffix=".txt")
+    camera_cmd += ["--stamps-out", stamps_file.name]
     listener.watch(namespace)
     node_log = tempfile.TemporaryFile("w+")
     node = subprocess.Popen(node_cmd, cwd=str(source), env=env, stdout=node_log, stderr=subprocess.STDOUT, text=True)
@@ -418,6 +428,15 @@ def node_run(listener: Listener, source: Path, overrides, frames_source: str, co
               **{k: v for k, v in track_summary([m[2] for m in messages]).items() if k != "frames"},
               "cores": cores, "loadavg_1min_at_start": round(load[0], 2),
               "paused_processes": len(paused)}
+    if reference is not None:
+        sent_index = {round(float(t), 6): int(i) for i, t in (line.split() for line in stamps_file.read().splitlines())}
+        published = [[] for _ in reference]
+        for stamp, _, _, boxes in messages:
+            index = sent_index.get(round(stamp, 6))
+            if index is not None and index < len(published):
+                published[index] = boxes
+        result["reference"] = share_published(published, reference)
+    stamps_file.close()
     node_text = relative_text(node_text.replace(str(source), "<checkout>"))
     backend = [line.split("]: ", 1)[-1] for line in node_text.splitlines() if "backend" in line][:1]
     result["node_log_backend"] = backend[0] if backend else ""
@@ -453,6 +472,29 @@ def speed_frames(coco_dir: Path) -> tuple[list[np.ndarray], list[dict]]:
 
 
 # ------------------------------------------------------------------------ report
+def reference_lines(runs: dict, labels: list[str]) -> list[str]:
+    """The share of the reference's people (benchmarks/reference_people.py) each run published."""
+    rows = []
+    for label in labels:
+        v, t = runs[label].get("vtest") or {}, runs[label].get("tracks") or {}
+        if "reference" not in v and "reference" not in t:
+            continue
+
+        def share(part):
+            r = part.get("reference")
+            return (f"{_fmt(r['share_published'])} ({_fmt(r['published_reference_people_per_frame'], 1)} of "
+                    f"{_fmt(r['reference_people_per_frame'], 1)} a frame)" if r else "-")
+        rows.append(f"| {label} | {share(v)} | {share(t)} |")
+    if not rows:
+        return []
+    return ["", "Recall without labels: the share of the reference's people published, frame by frame (a "
+                "frame the node skipped published nobody). Reference: YOLO11n-pose (benchmark environment "
+                "only) on each frame whole and on 2x2 overlapping tiles, merged by NMS, people scoring >= 0.5 "
+                "and >= 50 px tall; a published box overlapping a reference box by IoU >= 0.3 finds it "
+                "(`benchmarks/reference_people.py`).", "",
+            "| run | node at the rate given | offline, every frame |", "|---|---|---|", *rows]
+
+
 def render(runs: dict) -> str:
     lines = ["## Crowds (issue 16): what `mode: detector` publishes", "",
              "Written by `benchmarks/crowds.py` (raw figures: `benchmarks/crowds_results.json`). "
@@ -511,6 +553,13 @@ def render(runs: dict) -> str:
                 f"{_fmt(few['recall'])} / {_fmt(few['precision'])} | {_fmt(many['recall'])} / "
                 f"{_fmt(many['precision'])} | {_fmt(last['limb_ap'])} | {_fmt(last['limb_ap50'])} | "
                 f"{_fmt(last['limb_ar'])} | {by_frame} | {alone} |")
+        for label, c in coco_runs:
+            y = c.get("reference_detector")
+            if y:
+                lines.append(f"\n{label}: {y['system']} on the same images, its people scoring >= "
+                             f"{y['min_score']:g} (ultralytics' default), scored the same way: recall "
+                             f"{_fmt(y['recall'])} ({y['targets_found']}/{c['targets']}), precision "
+                             f"{_fmt(y['precision'])} ({y['true']}/{y['counted']}).")
     track_runs = [lb for lb in labels if "tracks" in runs[lb] or "vtest" in runs[lb]]
     if track_runs:
         lines += ["", "### vtest.avi (OpenCV's pedestrian sample, 768x576), detector mode", "",
@@ -536,6 +585,7 @@ def render(runs: dict) -> str:
         rate = next((runs[lb]["settings"]["rate"] for lb in track_runs if runs[lb].get("vtest")), None)
         if frames:
             lines.append(f"\n({frames} frames at {rate:g} Hz.)")
+        lines += reference_lines(runs, track_runs)
     speed_runs = [lb for lb in labels if "speed" in runs[lb]]
     if speed_runs:
         s0 = runs[speed_runs[0]]["speed"]
@@ -636,6 +686,8 @@ def main(argv=None) -> int:
     p.add_argument("--retries", type=int, default=2, help="how often a busy window is measured again")
     p.add_argument("--quiet-wait", type=float, default=600.0,
                    help="most seconds to wait before each timed window for other work to end")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the reference people (YOLO11n-pose in benchmarks/.venv-yolo, made by benchmarks.peers)")
     p.add_argument("--json", default=str(RESULTS_JSON))
     p.add_argument("--no-write", action="store_true", help="do not touch the JSON or RESULTS.md")
     p.add_argument("--render", action="store_true", help="only re-render the RESULTS.md section from the JSON")
@@ -679,6 +731,9 @@ def main(argv=None) -> int:
     if run["unknown_params"]:
         log(f"WARNING: not parameters of this checkout (ignored by its node): {run['unknown_params']}")
     video = vtest_path(args.video) if {"tracks", "vtest", "speed"} & set(parts) else None
+    reference = None
+    if {"tracks", "vtest"} & set(parts) and not args.no_reference:
+        reference = reference_people(read_video(video, args.frames), f"{video.name}:{args.frames}", log=log)
     if "speed" in parts:
         frames, chosen = speed_frames(coco_dir)
     cost = cost_vtest = None
@@ -690,11 +745,13 @@ def main(argv=None) -> int:
         if "coco" in parts:
             run["coco"] = run_coco(offline.pipeline, coco_dir, args.still_frames, log, args.max_images,
                                    offline.detect)
+            if not args.no_reference:
+                run["coco"]["reference_detector"] = coco_recall(coco_dir, args.max_images, log=log)
             last = run["coco"]["last"]
             log(f"coco frame {args.still_frames}: recall {last['recall']:.3f} precision {last['precision']:.3f} "
                 f"limb AP {last['limb_ap']:.3f}")
         if "tracks" in parts:
-            run["tracks"] = run_tracks(offline.pipeline, video, args.frames, args.rate)
+            run["tracks"] = run_tracks(offline.pipeline, video, args.frames, args.rate, reference)
             log(f"tracks offline: {run['tracks']}")
         if "speed" in parts:
             vt = read_video(video, 30)
@@ -728,7 +785,7 @@ def main(argv=None) -> int:
         try:
             if "vtest" in parts:
                 run["vtest"] = quietest(lambda: node_run(listener, source, overrides, str(video), args.frames,
-                                                         args.rate, pauser, log=log),
+                                                         args.rate, pauser, log=log, reference=reference),
                                         busy, args.busy_limit, args.retries, log=log, before_each=settle)
                 run["vtest"].update({"pause_pattern": args.pause, "pause_niced": args.pause_niced})
             if "speed" in parts:

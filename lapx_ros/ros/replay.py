@@ -236,6 +236,9 @@ def parse_args(argv=None):
                         help="then wait this long (a node with qos_reliability auto subscribes again "
                              "once it has seen a reliable camera)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--stamps-out", metavar="FILE",
+                        help="write each sent frame's index and header stamp (seconds), a line each: what a "
+                             "benchmark needs to score what the node published for which frame")
     depth = parser.add_argument_group(
         "depth", "an RGB-D camera's depth registered to the colour image: 16UC1 in millimetres, "
                  "stamped like its colour frame, with a CameraInfo on the sibling camera_info topic")
@@ -356,12 +359,15 @@ def main(argv=None) -> int:
         frames = itertools.cycle(preloaded) if args.loop else iter(preloaded)
         if raw_pub:
             raw_messages = {id(f): to_image_msg(f, args.encoding, Image().header) for f in preloaded}
+    stamps_out = open(args.stamps_out, "w") if args.stamps_out else None
     try:
         for frame in frames:
             if args.count and sent >= args.count:
                 break
             header = Image().header
             header.stamp = node.get_clock().now().to_msg()
+            if stamps_out is not None:
+                stamps_out.write(f"{sent} {header.stamp.sec + header.stamp.nanosec * 1e-9:.9f}\n")
             header.frame_id = args.frame_id
             depth = (depth_source.depth_for(sent, frame.shape[1], frame.shape[0])
                      if depth_source else None)
@@ -389,6 +395,8 @@ def main(argv=None) -> int:
         print(f"lapx-replay: {exc}", file=sys.stderr)
         status = 2
     finally:
+        if stamps_out is not None:
+            stamps_out.close()
         elapsed = max(time.monotonic() - started, 1e-6)
         if args.reliable:  # let the last frames be repaired before the writer goes away
             for pub in image_pubs:

@@ -120,7 +120,7 @@ def test_replay_publishes_depth_with_the_colour_stamp(ros_process, tmp_path, ord
         replay = ros_process("-m", "lapx_ros.ros.replay", str(colour), "--topic", f"{ns}/camera/image_raw",
                              "--depth", str(depth_dir), "--depth-topic", depth_topic,
                              "--depth-transport", "both", *order, "--rate", "4",
-                             "--loop", "--count", "6",
+                             "--loop", "--count", "6", "--stamps-out", str(tmp_path / "stamps.txt"),
                              "--wait-subscribers", "1", "--reliable")
         assert replay.wait_exit(timeout=60) == 0, replay.output
         assert done.wait(10), {k: len(v) for k, v in got.items()}
@@ -134,6 +134,12 @@ def test_replay_publishes_depth_with_the_colour_stamp(ros_process, tmp_path, ord
     # Colour frame i is grey level 40 * i and goes with depth file i: 1 m + 0.25 m * i.
     # (The first depth messages may be sent before the depth subscriptions match.)
     metres_at = {stamp(m): 1.0 + 0.25 * (m.data[0] // 40) for m in got["colour"]}
+    # --stamps-out names every frame sent with its stamp, in order: frame i is grey 40 * (i % 3)
+    sent = [line.split() for line in (tmp_path / "stamps.txt").read_text().splitlines()]
+    assert [int(i) for i, _ in sent] == list(range(6))
+    by_stamp = {round(float(t), 6): int(i) for i, t in sent}
+    for m in got["colour"]:
+        assert by_stamp[round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 6)] % 3 == m.data[0] // 40
     assert all(stamp(m) in metres_at for kind in ("depth", "compressed", "info") for m in got[kind])
     for raw in got["depth"]:
         assert raw.encoding == "16UC1" and (raw.width, raw.height) == (64, 48)

@@ -309,11 +309,11 @@ def ensure_yolo(venv: Path) -> tuple[Path, Path] | None:
 class Lapx:
     whole_frame = False
 
-    def __init__(self, path: Path, name: str):
+    def __init__(self, path: Path, name: str, precision: str = "auto"):
         from lapx_ros.runtime.engine import create_engine
         from lapx_ros.topdown import TopDownPredictor
 
-        engine = create_engine(str(path), "auto", THREADS, "auto")
+        engine = create_engine(str(path), "auto", THREADS, precision)
         self.name, self.file = name, path.name
         self.engine = engine.description
         self.precision = engine.precision
@@ -753,7 +753,7 @@ def build_systems(args, skip: set) -> tuple[list, list]:
     from lapx_ros.runtime.engine import MODEL_PRESETS, default_model_path
 
     paths = args.models or [default_model_path(p) for p in MODEL_PRESETS if default_model_path(p)]
-    systems, workers = [Lapx(path, name) for path, name in lapx_names(paths).items()], []
+    systems, workers = [Lapx(path, name, args.lapx_precision) for path, name in lapx_names(paths).items()], []
     for name, file in MOVENET.items():
         path = args.teachers / file
         if name.lower() in skip:
@@ -782,6 +782,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip", default="", help="comma list of: yolo, mediapipe, 'movenet lightning', ...")
     p.add_argument("--yolo-venv", type=Path, default=HERE / ".venv-yolo")
     p.add_argument("--mediapipe-venv", type=Path, default=HERE / ".venv-mediapipe")
+    p.add_argument("--lapx-precision", default="auto", choices=("auto", "f32", "bf16"),
+                   help="the lapx files' OpenVINO precision (auto: the node's choice, bf16 where the CPU has it; "
+                        "f32 stands in for an AVX2-only robot CPU's arithmetic)")
+    p.add_argument("--json-out", type=Path,
+                   help="write the figures here only (RESULTS.md and README.md untouched): a study of "
+                        "lapx files, e.g. one network at several input sizes (scripts/input_sizes.py)")
     p.add_argument("--serve", choices=("yolo", "mediapipe"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -839,6 +845,10 @@ def main(argv=None) -> int:
     print(text)
     if args.limit:
         log("--limit: nothing written")
+        return 0
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+        log(f"wrote {args.json_out}")
         return 0
     RESULTS_JSON.write_text(json.dumps(result, indent=2) + "\n")
     write_section(HERE / "RESULTS.md", text)

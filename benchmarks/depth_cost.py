@@ -35,8 +35,8 @@ import numpy as np
 
 from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
-from lapx_ros.runtime.depth import (DepthSettings, DepthStream, depth_from_message,
-                                    encode_compressed_depth, torso_joints)
+from lapx_ros.ros.convert import depth_from_message, encode_compressed_depth
+from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
 from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 from lapx_ros.testing.harness import Pauser, write_section
 
@@ -125,7 +125,7 @@ def measure_cost(repeat: int) -> list[dict]:
             mm = millimetres(depth)
             raw, packed = image_msg(mm, 0.0), compressed_msg(mm)
             seen = np.ones(pixels.shape[:2], bool)
-            stream = DepthStream(DepthSettings(), TORSO, max_pixels=4096 * 4096)
+            stream = DepthStream(DepthSettings(), TORSO, depth_from_message, max_pixels=4096 * 4096)
             stamp = [0.0]
 
             def whole(msg):
@@ -146,7 +146,7 @@ def measure_cost(repeat: int) -> list[dict]:
                 "decode_16uc1": median_ms(lambda: depth_from_message(raw), repeat),
                 "decode_png": median_ms(lambda: depth_from_message(packed), repeat),
                 "pair": median_ms(lambda: (stream.add(stamp[0] + 0.5, raw),
-                                           stream.pairer.pair(stamp[0] + 0.5, 0.005)), repeat),
+                                           stream.buffer.take(stamp[0] + 0.5, 0.005)), repeat),
                 "locate": median_ms(lambda: stream.estimator.locate(metres, pixels, seen, camera), repeat),
                 "fill": fill_with, "fill_without": fill_without,
                 "path_16uc1": median_ms(lambda: whole(raw), repeat),
@@ -191,7 +191,7 @@ def measure_accuracy() -> list[dict]:
             errors, found = [], []
             for seed in range(5):
                 depth, camera = scene(width, height, pixels, plane, noise, seed)
-                stream = DepthStream(DepthSettings(), TORSO)
+                stream = DepthStream(DepthSettings(), TORSO, depth_from_message)
                 stream.add(1.0, image_msg(millimetres(depth), 1.0))
                 body, _ = stream.locate(1.0, pixels, np.ones((1, 16), bool), camera, (width, height), 0.0, 0.0)
                 truth = plane.points(camera, pixels[0])

@@ -1,7 +1,6 @@
-"""runtime/depth.py: decoding depth messages, pairing by stamp, robust depth per joint."""
+"""Depth: decoding depth messages (ros/convert.py), robust depth per joint and the stream
+that pairs depth images with frames (runtime/depth.py)."""
 import struct
-import threading
-import time
 from types import SimpleNamespace
 
 import cv2
@@ -10,10 +9,11 @@ import pytest
 
 from lapx_ros.layouts import MPII_16
 from lapx_ros.runtime.camera import PinholeCamera
-from lapx_ros.runtime.depth import (BodyDepth, DepthError, DepthPairer, DepthSettings,
-                                    DepthStream, JointDepthEstimator, depth_from_compressed,
-                                    depth_from_image, depth_from_message,
-                                    encode_compressed_depth, torso_joints)
+from lapx_ros.ros.convert import (ImageConversionError, depth_from_compressed, depth_from_image,
+                                  depth_from_message, encode_compressed_depth)
+from lapx_ros.runtime.depth import (BodyDepth, DepthError, DepthSettings, DepthStream,
+                                    JointDepthEstimator, torso_joints)
+from lapx_ros.runtime.frames import reason_kind
 from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
 
 
@@ -131,21 +131,21 @@ def test_data_given_as_a_list_of_ints():
 @pytest.mark.parametrize("change, reason", [
     (dict(encoding="bgr8"), "unsupported depth encoding"),
     (dict(encoding="8UC1"), "unsupported depth encoding"),
-    (dict(data=b"\0" * 10), "depth data length wrong"),
-    (dict(step=4), "depth step too small"),
-    (dict(width=0), "depth image empty"),
+    (dict(data=b"\0" * 10), "depth data length 10 != step"),
+    (dict(step=4), "depth step 4 < width"),
+    (dict(width=0), "depth image too small"),
     (dict(is_bigendian=7), "is_bigendian"),
 ])
 def test_bad_raw_depth_is_refused_with_its_reason(change, reason):
     msg = image_msg(sample_millimetres(), "16UC1")
     for key, value in change.items():
         setattr(msg, key, value)
-    with pytest.raises(DepthError, match=reason):
+    with pytest.raises(ImageConversionError, match=reason):
         depth_from_image(msg)
 
 
 def test_oversized_depth_is_refused_before_copying():
-    with pytest.raises(DepthError, match="depth image too large"):
+    with pytest.raises(ImageConversionError, match="depth image too large"):
         depth_from_image(image_msg(sample_millimetres(), "16UC1"), max_pixels=20)
 
 
@@ -239,22 +239,22 @@ ONES_RVL = rvl(np.ones((4, 4), np.uint16))
     (RVL16, header() + struct.pack("<II", 2, 2) + struct.pack("<I", 0x7000_0000), "do not fit"),
 ])
 def test_bad_compressed_depth_is_refused_with_its_reason(fmt, data, reason):
-    with pytest.raises(DepthError, match=reason):
+    with pytest.raises(ImageConversionError, match=reason):
         depth_from_compressed(compressed_msg(fmt, data))
 
 
 def test_a_tiny_compressed_image_claiming_a_huge_size_is_refused_before_decoding():
     png = bytearray(png16(np.ones((4, 4))))
     png[16:24] = struct.pack(">II", 100_000, 100_000)
-    with pytest.raises(DepthError, match="too large"):
+    with pytest.raises(ImageConversionError, match="too large"):
         depth_from_compressed(compressed_msg("16UC1; compressedDepth png", header() + bytes(png)))
     claim = struct.pack("<II", 100_000, 100_000) + bytes(4)
-    with pytest.raises(DepthError, match="too large"):
+    with pytest.raises(ImageConversionError, match="too large"):
         depth_from_compressed(compressed_msg("16UC1; compressedDepth rvl", header() + claim))
 
 
 @pytest.mark.parametrize("codec", ["png", "rvl"])
-def test_damaged_compressed_depth_never_raises_anything_but_depth_error(codec):
+def test_damaged_compressed_depth_never_raises_anything_but_a_conversion_error(codec):
     mm = sample_millimetres(16, 16, seed=7)
     good = header() + (png16(mm) if codec == "png" else rvl(mm))
     rng = np.random.default_rng(8)
@@ -266,108 +266,12 @@ def test_damaged_compressed_depth_never_raises_anything_but_depth_error(codec):
         data = bytes(data[:rng.integers(13, len(data) + 1)])
         try:
             metres = depth_from_compressed(compressed_msg(f"16UC1; compressedDepth {codec}", data))
-        except DepthError:
+        except ImageConversionError:
             outcomes["refused"] += 1
         else:
             assert metres.dtype == np.float32 and metres.ndim == 2
             outcomes["decoded"] += 1
     assert outcomes["refused"] > 0
-
-
-# ------------------------------------------------------------------------- pairing
-def test_depth_arriving_first_pairs_at_once():
-    pairer = DepthPairer()
-    pairer.add(10.0, "depth@10")
-    started = time.monotonic()
-    assert pairer.pair(10.0, tolerance=0.01, wait=10.0) == "depth@10"
-    assert time.monotonic() - started < 2.0  # far less than the wait
-    assert pairer.counts() == {"paired": 1, "unpaired_colour": 0, "unused_depth": 0}
-
-
-def test_colour_arriving_first_waits_for_its_depth():
-    pairer = DepthPairer()
-    sender = threading.Timer(0.1, pairer.add, args=(5.0, "depth@5"))
-    started = time.monotonic()
-    sender.start()
-    try:
-        assert pairer.pair(5.0, tolerance=0.01, wait=10.0) == "depth@5"
-    finally:
-        sender.join()
-    assert 0.05 < time.monotonic() - started < 5.0
-    assert pairer.paired == 1
-
-
-def test_the_wait_is_bounded_when_no_depth_comes():
-    pairer = DepthPairer()
-    started = time.monotonic()
-    assert pairer.pair(1.0, tolerance=0.01, wait=0.2) is None
-    assert 0.19 <= time.monotonic() - started < 3.0
-    assert pairer.unpaired_colour == 1 and pairer.paired == 0
-
-
-def test_the_wait_ends_early_once_newer_depth_has_come():
-    pairer = DepthPairer()
-    pairer.add(2.0, "later")
-    started = time.monotonic()
-    assert pairer.pair(1.0, tolerance=0.01, wait=10.0) is None
-    assert time.monotonic() - started < 2.0
-
-
-def test_the_nearest_stamp_within_the_tolerance_wins():
-    pairer = DepthPairer()
-    for stamp in (0.90, 0.967, 1.004, 1.033):
-        pairer.add(stamp, stamp)
-    assert pairer.pair(1.0, tolerance=0.02) == 1.004
-    assert pairer.pair(1.05, tolerance=0.01) is None  # 1.033 is 17 ms away
-    assert pairer.pair(1.05, tolerance=0.02) == 1.033
-    assert pairer.counts() == {"paired": 2, "unpaired_colour": 1, "unused_depth": 0}
-
-
-def test_depth_never_used_is_counted_when_it_leaves():
-    pairer = DepthPairer(capacity=3, max_age=1.0)
-    for stamp in (1.0, 1.1, 1.2, 1.3):  # the fourth pushes out 1.0, never used
-        pairer.add(stamp, stamp)
-    assert pairer.unused_depth == 1
-    assert pairer.pair(1.2, tolerance=0.01) == 1.2
-    assert pairer.pair(3.0, tolerance=0.01) is None  # 1.1..1.3 are older than max_age now
-    assert pairer.unused_depth == 3  # 1.0, 1.1, 1.3 (1.2 was used)
-    pairer.add(4.0, 4.0)
-    pairer.restart()
-    assert pairer.unused_depth == 4
-    assert pairer.pair(4.0, tolerance=0.01) is None
-
-
-def test_after_a_clock_restart_the_pairer_waits_again():
-    pairer = DepthPairer()
-    pairer.add(100.0, "old timeline")
-    started = time.monotonic()
-    assert pairer.pair(1.0, tolerance=0.01, wait=10.0) is None  # newer depth: no wait
-    assert time.monotonic() - started < 2.0
-    pairer.restart()
-    sender = threading.Timer(0.05, pairer.add, args=(1.0, "new timeline"))
-    sender.start()
-    try:
-        assert pairer.pair(1.0, tolerance=0.01, wait=10.0) == "new timeline"
-    finally:
-        sender.join()
-
-
-def test_pairing_from_two_threads_loses_nothing():
-    pairer = DepthPairer(capacity=100)
-    stamps = [i / 30.0 for i in range(60)]
-    got = []
-
-    def colour():
-        for stamp in stamps:
-            got.append(pairer.pair(stamp, tolerance=0.005, wait=5.0))
-
-    consumer = threading.Thread(target=colour)
-    consumer.start()
-    for stamp in stamps:
-        pairer.add(stamp, stamp)
-        time.sleep(0.001)
-    consumer.join(10)
-    assert got == stamps and pairer.paired == 60 and pairer.unpaired_colour == 0
 
 
 # ------------------------------------------------------------------------ sampling
@@ -618,7 +522,7 @@ def test_bad_settings_are_refused(bad):
 
 # -------------------------------------------------------------------------- stream
 def stream_of(**settings):
-    return DepthStream(DepthSettings(**settings), TORSO)
+    return DepthStream(DepthSettings(**settings), TORSO, depth_from_message)
 
 
 def scene_msg(stamp_depth=None):
@@ -665,7 +569,7 @@ def test_without_a_colour_camera_the_depth_camera_info_stands_in_and_nothing_is_
 
 @pytest.mark.parametrize("change, kind", [
     (dict(encoding="rgb8"), "unsupported depth encoding"),
-    (dict(data=b"\0" * 10), "depth data length wrong"),
+    (dict(data=b"\0" * 10), "depth data length N != step N x height N"),
     (dict(width=200, height=100, step=400, data=bytes(400 * 100)), "depth image size differs"),
 ])
 def test_bad_depth_is_counted_by_kind_and_gives_no_3d(change, kind):
@@ -674,7 +578,7 @@ def test_bad_depth_is_counted_by_kind_and_gives_no_3d(change, kind):
     vars(msg).update(change)
     stream.add(5.0, msg)
     body, reason = stream_locate(stream, 5.0)
-    assert body is None and reason.startswith(kind + ":")
+    assert body is None and reason_kind(reason) == kind
     assert stream.report().dropped == {kind: 1} and stream.frames_without_depth == 1
 
 
@@ -694,6 +598,19 @@ def test_unmatched_stamps_are_counted_with_the_gap():
     body, reason = stream_locate(stream, 1.0, wait=5.0)  # newer depth came: no wait
     assert body is None and "+1.000 s" in reason
     assert stream.report().dropped == {"no depth image received yet": 1, "depth stamps do not match": 1}
+
+
+def test_depth_that_comes_after_its_frame_went_on_is_counted_too_late():
+    stream = stream_of()
+    msg, _ = scene_msg()
+    stream.add(0.9, msg)
+    body, reason = stream_locate(stream, 1.0, wait=0.05)
+    assert body is None and reason.startswith("no depth image in time:") and "-0.100 s" in reason
+    assert stream.add(1.0, msg) is not None  # its depth, after the frame went out
+    report = stream.report()
+    assert (report.frames_without_depth, report.frames_too_late) == (1, 1)
+    assert report.dropped == {"no depth image in time": 1}
+    assert report.last_reason.startswith("depth image too late:")
 
 
 def test_a_depth_clock_that_jumps_back_starts_afresh():

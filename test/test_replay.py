@@ -82,7 +82,7 @@ def test_replay_publishes_depth_with_the_colour_stamp(ros_process, tmp_path, ord
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from lapx_ros.runtime.depth import depth_from_compressed, depth_from_image
+    from lapx_ros.ros.convert import depth_from_compressed, depth_from_image
 
     colour = tmp_path / "colour"
     depth_dir = tmp_path / "depth"

@@ -1,11 +1,8 @@
-"""Tracking ids, One-Euro smoothing, stamp checks and box matching (plain Python)."""
-import threading
-import time
-
+"""Tracking ids, One-Euro smoothing, stamp checks and the pipeline's counters (plain Python)."""
 import numpy as np
 import pytest
 
-from lapx_ros.runtime.frames import BoxBuffer, DropCounter, FrameGate, PipelineStats
+from lapx_ros.runtime.frames import DropCounter, FrameGate, PipelineStats
 from lapx_ros.runtime.smoothing import OneEuroFilter, OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, box_iou
 
@@ -189,36 +186,6 @@ def test_frame_gate():
     assert gate.check(9.2, 10.0, 1.0) == (None, True)  # a restarted clock
     assert gate.check(9.3, 10.0, 1.0) == (None, False)
     assert gate.check(15.0, 20.0, 1.0, max_gap=2.0) == (None, True)  # camera was off
-
-
-def test_box_buffer_matches_by_stamp_and_counts_unmatched():
-    buf = BoxBuffer(capacity=3, max_age=1.0)
-    buf.add(1.0, [[0, 0, 10, 10]], [0.9])
-    buf.add(1.1, [[5, 5, 10, 10]], [0.8])
-    boxes, scores = buf.match(1.1, tolerance=0.001)
-    assert boxes.tolist() == [[5, 5, 10, 10]] and scores.tolist() == [0.8]
-    assert buf.match(1.05, tolerance=0.001) is None
-    buf.match(3.0, tolerance=0.001)  # ages out the unused box message of stamp 1.0
-    assert buf.unmatched == 1
-
-
-def test_box_buffer_restart_keeps_the_new_timeline_only():
-    buf = BoxBuffer(max_age=1.0)
-    buf.add(50.0, [[0, 0, 10, 10]], [0.9])  # the old timeline (a bag looped back to 10 s)
-    buf.add(50.0, [[2, 2, 8, 8]], [0.7])  # a second message with the same stamp
-    buf.add(10.0, [[1, 1, 9, 9]], [0.8])  # sent just before the restarting frame
-    buf.restart(10.0)
-    assert buf.unmatched == 2
-    assert buf.match(10.0, tolerance=0.001)[0].tolist() == [[1, 1, 9, 9]]
-    assert buf.match(50.0, tolerance=0.001) is None
-
-
-def test_box_buffer_waits_for_late_boxes():
-    buf = BoxBuffer()
-    threading.Timer(0.05, lambda: buf.add(2.0, [[0, 0, 9, 9]], [1.0])).start()
-    started = time.monotonic()
-    assert buf.match(2.0, tolerance=0.001, wait=2.0) is not None
-    assert time.monotonic() - started < 1.5
 
 
 def test_stats_report_rates_and_reasons():

@@ -178,6 +178,7 @@ class OfflinePoser:
     with use_sim_time and lapx-replay's /clock."""
 
     def __init__(self, config: params.NodeConfig, markers: bool = False, log=lambda text: None):
+        from lapx_ros.ros.convert import depth_from_message
         from lapx_ros.ros.markers import MarkerBuilder
         from lapx_ros.runtime.depth import DepthStream, torso_joints
         from lapx_ros.runtime.frames import FrameGate
@@ -202,7 +203,7 @@ class OfflinePoser:
         if cfg.depth_topic:
             self.depth = DepthStream(params.depth_settings(cfg),
                                      torso_joints(self.pipeline.estimator.metadata.joint_names),
-                                     max_pixels=cfg.max_image_pixels)
+                                     depth_from_message, max_pixels=cfg.max_image_pixels)
         self.gate = FrameGate()
         self.marker_builder = MarkerBuilder() if markers and cfg.publish_markers else None
         self.colour_camera = None
@@ -287,6 +288,7 @@ class Summary:
     ids: set = field(default_factory=set)
     frames_with_depth: int = 0
     frames_without_depth: int = 0
+    frames_depth_too_late: int = 0  # of those without: their depth image was recorded after the next frame
     no_depth: dict = field(default_factory=dict)
     dropped: dict = field(default_factory=dict)
     frame_seconds: list = field(default_factory=list)
@@ -315,7 +317,7 @@ class Summary:
             self.frames_with_depth += 1
         elif result.with_depth is False:
             self.frames_without_depth += 1
-            kind = result.depth_problem.split(":", 1)[0].strip()
+            kind = reason_kind(result.depth_problem)
             self.no_depth[kind] = self.no_depth.get(kind, 0) + 1
 
     def as_dict(self) -> dict:
@@ -327,7 +329,7 @@ class Summary:
             "frames_with_people": self.frames_with_people, "poses": self.poses,
             "most_people": self.most_people, "ids": sorted(self.ids),
             "frames_with_depth": self.frames_with_depth, "frames_without_depth": self.frames_without_depth,
-            "no_depth": self.no_depth,
+            "frames_depth_too_late": self.frames_depth_too_late, "no_depth": self.no_depth,
             "seconds": round(self.run_seconds, 3), "model_load_seconds": round(self.load_seconds, 3),
             "frames_per_second": round(self.frames / self.run_seconds, 2) if self.run_seconds > 0 else None,
             "frame_ms_p50": round(float(np.median(ms)), 2) if processed else None,
@@ -347,7 +349,9 @@ class Summary:
             f"in one), {len(ids)} ids{': ' + id_text if ids else ''}",
         ]
         if d["frames_with_depth"] or d["frames_without_depth"]:
-            reasons = "; ".join(f"{k}: {n}" for k, n in d["no_depth"].items())
+            reasons = "; ".join([f"{k}: {n}" for k, n in d["no_depth"].items()]
+                                + ([f"depth recorded too late: {d['frames_depth_too_late']}"]
+                                   if d["frames_depth_too_late"] else []))
             lines.append(f"  depth: {d['frames_with_depth']} frames with 3D, {d['frames_without_depth']} "
                          f"without{' (' + reasons + ')' if reasons else ''}")
         dropped = sum(d["dropped"].values())
@@ -497,6 +501,8 @@ def _run(args, config, bag: BagReader, topics: InputTopics, say) -> int:
                 writer.write(marker_topic, MARKERS, item.log_ns, result.markers)
             progress.update(1)
         summary.run_seconds = time.perf_counter() - started
+        if poser.depth is not None:
+            summary.frames_depth_too_late = poser.depth.report().frames_too_late
         writer.commit()
     print(summary.text(), flush=True)
     if args.json:

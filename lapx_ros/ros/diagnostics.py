@@ -26,15 +26,13 @@ class Diagnostics:
         self._deltas = health.Deltas()
         self._depth = None  # the DepthStream whose totals the deltas follow
 
-    def publish(self, config, active: bool, model, pipeline, depth, depth_reason: str) -> None:
-        """``model`` is the node's ModelStatus, ``pipeline`` its PosePipeline (or None),
-        ``depth`` its DepthStream (or None) and ``depth_reason`` why the last frame went
-        without depth."""
+    def publish(self, config, active: bool, model, pipeline, depth) -> None:
+        """``model`` is the node's ModelStatus, ``pipeline`` its PosePipeline (or None) and
+        ``depth`` its DepthStream (or None)."""
         node = self._node
         report = self._stats.report()
         depth_report = depth.report() if depth is not None else None
-        verdict = health.pipeline_status(self._facts(config, active, model, report, depth, depth_report,
-                                                     depth_reason))
+        verdict = health.pipeline_status(self._facts(config, active, model, report, depth, depth_report))
         if verdict.warn:
             self._throttle.warn(f"input {verdict.level}", verdict.message)
         values = {
@@ -46,7 +44,7 @@ class Diagnostics:
             **{k: v for k, v in report.items() if k != "invalid_reasons"},
             "frames_lost_in_transport": self._inputs.frames_lost,
             "dropped_boxes": self._stats.total_boxes_invalid,
-            "unmatched_box_messages": self._box_buffer.unmatched,
+            "unmatched_box_messages": self._box_buffer.unused,
         }
         detector = pipeline.detector if pipeline is not None else None
         if detector is not None:
@@ -60,6 +58,7 @@ class Diagnostics:
                 "depth_images_received": depth_report.received,
                 "frames_with_depth": depth_report.frames_with_depth,
                 "frames_without_depth": depth_report.frames_without_depth,
+                "frames_depth_too_late": depth_report.frames_too_late,
                 "joints_with_depth": depth_report.joints_with_depth,
                 "depth_images_unused": depth_report.unused,
                 **{f"no depth: {k}": n for k, n in depth_report.dropped.items()},
@@ -72,8 +71,7 @@ class Diagnostics:
         out.header.stamp = node.get_clock().now().to_msg()
         self._publisher.publish(out)
 
-    def _facts(self, config, active, model, report, depth, depth_report,
-               depth_reason) -> health.PipelineFacts:
+    def _facts(self, config, active, model, report, depth, depth_report) -> health.PipelineFacts:
         if depth is not self._depth:  # a new stream counts from zero
             self._depth = depth
             self._deltas.forget(*DEPTH_TOTALS)
@@ -92,7 +90,8 @@ class Diagnostics:
                 frames_received=self._deltas.since_last("frames_received", report["frames_received"]),
                 frames_lost=self._deltas.since_last("frames_lost", self._inputs.frames_lost)),
             new_invalid=self._deltas.since_last("dropped_invalid", report["dropped_invalid"]),
-            new_with_depth=new_depth[0], new_without_depth=new_depth[1], depth_reason=depth_reason,
+            new_with_depth=new_depth[0], new_without_depth=new_depth[1],
+            depth_reason=depth_report.last_reason if depth_report else "",
             detector_problem=model.detector_problem,
             processing_rate_hz=report["processing_rate_hz"], people=report["people"])
 

@@ -1,8 +1,11 @@
 """The node's subscriptions while it is active: colour frames (QoS followed and handed
 over, frames lost in transport counted), the colour CameraInfo, depth images and their
 CameraInfo, and person boxes. Messages are handed on undecoded: frames to the node's
-worker, depth to its ``DepthStream``, boxes to its ``BoxBuffer``."""
+worker with the time they came, depth to its ``DepthStream``, boxes to its
+``StampBuffer``."""
 from __future__ import annotations
+
+import time
 
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -32,7 +35,7 @@ class Inputs:
 
     def __init__(self, node, on_frame, throttle):
         self._node = node
-        self._deliver = on_frame  # (message, compressed) of each new colour frame
+        self._deliver = on_frame  # (message, compressed, time.monotonic() it came) of each colour frame
         self._throttle = throttle
         self.gaps = SequenceGaps()
         self._middleware_lost = 0  # frames the middleware reported lost (message_lost events)
@@ -58,7 +61,8 @@ class Inputs:
 
     def open(self, config, depth=None, boxes=None) -> None:
         """Subscribe the colour input and its CameraInfo; depth into ``depth`` (a
-        DepthStream) and person boxes into ``boxes`` (a BoxBuffer) when given."""
+        DepthStream) and person boxes into ``boxes`` (a StampBuffer of (boxes, scores))
+        when given."""
         node = self._node
         topic, compressed, info_topic = input_topics(config.input_topic, config.input_transport,
                                                      config.camera_info_topic)
@@ -76,7 +80,7 @@ class Inputs:
             topic, compressed_depth, depth_info = depth_topics(config.depth_topic, config.depth_transport)
             self._depth = QosFollower(
                 node, CompressedImage if compressed_depth else Image, topic,
-                lambda msg, _info: depth.add(stamp_seconds(msg.header.stamp), msg),
+                lambda msg, _info: self._on_depth(depth, msg),
                 config.qos_reliability, config.qos_depth, "depth")
             self._depth.subscribe(self._depth.publishers())
             self._subscribe_camera_info(depth_info, lambda msg: depth.set_camera(
@@ -86,7 +90,7 @@ class Inputs:
             node.get_logger().info(f"person boxes: {box_type_name} on {config.boxes_topic}")
             self._subscriptions.append(node.create_subscription(
                 box_type, config.boxes_topic,
-                lambda msg: boxes.add(stamp_seconds(msg.header.stamp), *boxes_from_msg(msg)), 10))
+                lambda msg: boxes.add(stamp_seconds(msg.header.stamp), boxes_from_msg(msg)), 10))
 
     def follow(self) -> None:
         """A look at the publishers: count them (sequence gaps mean something only with
@@ -120,7 +124,14 @@ class Inputs:
             self.gaps.add(info["publication_sequence_number"])
         else:
             self.gaps.forget()  # numbers of several publishers interleave
-        self._deliver(msg, compressed)
+        self._deliver(msg, compressed, time.monotonic())
+
+    def _on_depth(self, depth, msg) -> None:
+        late = depth.add(stamp_seconds(msg.header.stamp), msg)
+        if late is not None:
+            self._throttle.warn("depth: too late", (
+                f"a frame went out without 3D: its depth image came {late:.3f} s after the frame "
+                "stopped waiting for it (depth_wait after the frame came); raise depth_wait to wait longer"))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.colour_camera = PinholeCamera.from_camera_info(msg)

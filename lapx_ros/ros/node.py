@@ -8,9 +8,11 @@ poses. ``Diagnostics`` turns the counters into /diagnostics a user can act on. B
 is dropped with a rate-limited warning and counted; nothing a camera sends can stop the
 worker.
 
-With ``depth_topic`` set, depth messages go undecoded into a ``DepthStream``, which
-pairs each processed frame with the depth image of its stamp once its poses are known
-(a bounded wait), and turns joints into metres; bad depth costs a frame its 3D only.
+With ``depth_topic`` set, depth messages go undecoded into a ``DepthStream``. A frame
+whose poses are known waits there, on an ``InOrderWorker`` of its own so that the worker
+goes on with the next frame, until the depth image of its stamp came or ``depth_wait``
+after the frame came ran out; its poses go out then, with 3D when the depth came. Bad or
+late depth costs a frame its 3D only.
 """
 from __future__ import annotations
 
@@ -24,17 +26,18 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
 from lapx_ros.ros import params
-from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, image_to_bgr
+from lapx_ros.ros.convert import ImageConversionError, compressed_to_bgr, depth_from_message, image_to_bgr
 from lapx_ros.ros.diagnostics import Diagnostics
 from lapx_ros.ros.inputs import Inputs, colour_topic, depth_topic
 from lapx_ros.ros.messages import finite_poses, locate_in_depth, stamp_seconds
-from lapx_ros.ros.outputs import Outputs
+from lapx_ros.ros.outputs import FramePoses, Outputs
 from lapx_ros.ros.qos_follow import PUBLISHER_CHECK_PERIOD
 from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
 from lapx_ros.runtime.detector import update_person_detector
 from lapx_ros.runtime.engine import InferenceError
 from lapx_ros.runtime.estimator import PosePipeline, sanitize_boxes
-from lapx_ros.runtime.frames import BoxBuffer, FrameGate, NewestFrameWorker, PipelineStats
+from lapx_ros.runtime.frames import (FrameGate, InOrderWorker, NewestFrameWorker, PipelineStats,
+                                     StampBuffer, reason_kind)
 from lapx_ros.runtime.loader import ModelStatus, load_pipeline
 from lapx_ros.runtime.throttle import WarningThrottle
 
@@ -48,16 +51,16 @@ class PoseNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = PipelineStats()
         self.gate = FrameGate()
-        self.box_buffer = BoxBuffer()
+        self.box_buffer = StampBuffer(capacity=30)
         self.throttle = WarningThrottle(self.get_logger())
         self.model = ModelStatus()
         self.pipeline: PosePipeline | None = None
         self.depth: DepthStream | None = None  # while configured with a depth_topic
-        self.depth_reason = ""  # why the last frame without depth went without
         self._unmatched_warned = 0  # box messages matching no frame, as last warned about
         self.active = False
         self.worker = NewestFrameWorker(self._process, self._on_worker_error, self.stats)
-        self.inputs = Inputs(self, lambda msg, compressed: self.worker.put((msg, compressed)), self.throttle)
+        self.depth_waits = InOrderWorker(self._finish, self._on_worker_error, self.stats)
+        self.inputs = Inputs(self, lambda *frame: self.worker.put(frame), self.throttle)
         self.diagnostics = Diagnostics(self, self.stats, self.inputs, self.box_buffer, self.throttle)
         self.outputs: Outputs | None = None  # from configure to cleanup
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
@@ -150,12 +153,13 @@ class PoseNode(LifecycleNode):
         except ValueError as exc:
             self.get_logger().error(f"depth settings refused: {exc}; using the defaults")
             settings = DepthSettings()
-        return DepthStream(settings, torso, max_pixels=self.config.max_image_pixels)
+        return DepthStream(settings, torso, depth_from_message, max_pixels=self.config.max_image_pixels)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         cfg = self.config
         self.gate.forget()
         self.worker.start()
+        self.depth_waits.start()
         self.inputs.open(cfg, self.depth, self.box_buffer if cfg.mode == "boxes" else None)
         self.active = True
         depth = ""
@@ -170,7 +174,7 @@ class PoseNode(LifecycleNode):
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
         self.inputs.close()
-        self.worker.stop()
+        self.stop_worker()
         self.outputs.clear_markers()
         self.pipeline.reset()
         return super().on_deactivate(state)
@@ -185,16 +189,16 @@ class PoseNode(LifecycleNode):
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.active = False
-        self.worker.stop()
+        self.stop_worker()
         return TransitionCallbackReturn.SUCCESS
 
     def _publish_diagnostics(self) -> None:
-        self.diagnostics.publish(self.config, self.active, self.model, self.pipeline, self.depth,
-                                 self.depth_reason)
+        self.diagnostics.publish(self.config, self.active, self.model, self.pipeline, self.depth)
 
     # ------------------------------------------------------------------- worker
     def stop_worker(self) -> None:
         self.worker.stop()
+        self.depth_waits.stop()
 
     def _on_worker_error(self, exc: Exception) -> None:
         self.throttle.warn("exception", f"frame failed: {type(exc).__name__}: {exc}")
@@ -206,7 +210,7 @@ class PoseNode(LifecycleNode):
         self.throttle.warn(f"drop: {kind}", f"dropped frame: {reason}")
 
     def _process(self, item) -> None:
-        msg, compressed = item
+        msg, compressed, arrived = item
         cfg = self.config
         started = time.monotonic()
         stamp = stamp_seconds(msg.header.stamp)
@@ -239,15 +243,25 @@ class PoseNode(LifecycleNode):
             return
         header = copy.copy(msg.header)
         header.frame_id = frame_id
-        body = self._locate_depth(stamp, poses, frame.shape[1], frame.shape[0])
-        self.outputs.publish(cfg, header, frame, poses, self.pipeline.estimator.metadata, body,
-                             self.inputs.colour_camera)
-        self.stats.processed(self._now() - stamp, time.monotonic() - started, len(poses))
+        self.outputs.publish_image(cfg, header, frame, poses, self.pipeline.estimator.metadata.skeleton)
+        out = FramePoses(header, stamp, arrived, (frame.shape[1], frame.shape[0]), poses,
+                         time.monotonic() - started)
+        if self.depth is None:
+            self._finish(out)
+        else:
+            self.depth_waits.put(out)
+
+    def _finish(self, out: FramePoses) -> None:
+        """Publish a frame's poses, with 3D when its depth image comes in time."""
+        body = self._locate_depth(out) if self.depth is not None else None
+        self.outputs.publish_poses(self.config, out, self.pipeline.estimator.metadata, body,
+                                   self.inputs.colour_camera)
+        self.stats.processed(self._now() - out.stamp, out.compute, len(out.poses))
 
     def _boxes_for(self, stamp: float, width: int, height: int):
         cfg = self.config
-        found = self.box_buffer.match(stamp, cfg.boxes_stamp_tolerance, cfg.boxes_wait)
-        unmatched = self.box_buffer.unmatched
+        found = self.box_buffer.take(stamp, cfg.boxes_stamp_tolerance, cfg.boxes_wait)
+        unmatched = self.box_buffer.unused
         if unmatched > self._unmatched_warned:
             self._unmatched_warned = unmatched
             self.throttle.warn("boxes_unmatched", (
@@ -262,19 +276,17 @@ class PoseNode(LifecycleNode):
                                         "or outside the image")
         return boxes, scores
 
-    def _locate_depth(self, stamp: float, poses, width: int, height: int):
+    def _locate_depth(self, out: FramePoses):
         """The frame's people in metres (BodyDepth), or None without depth (warned once
-        per kind of reason; the poses go out all the same)."""
-        depth = self.depth
-        if depth is None:
-            return None
+        per kind of reason; the poses go out all the same). The depth image may come
+        until ``depth_wait`` after the frame came."""
         cfg = self.config
-        body, reason = locate_in_depth(depth, stamp, poses, self.pipeline.estimator.metadata.joint_names,
-                                       cfg.keypoint_threshold, self.inputs.colour_camera, (width, height),
-                                       cfg.depth_stamp_tolerance, cfg.depth_wait)
+        wait = max(0.0, out.arrived + cfg.depth_wait - time.monotonic())
+        body, reason = locate_in_depth(self.depth, out.stamp, out.poses,
+                                       self.pipeline.estimator.metadata.joint_names, cfg.keypoint_threshold,
+                                       self.inputs.colour_camera, out.size, cfg.depth_stamp_tolerance, wait)
         if reason:
-            self.depth_reason = reason
-            self.throttle.warn(f"depth: {reason.split(':', 1)[0]}", f"no 3D for this frame: {reason}")
+            self.throttle.warn(f"depth: {reason_kind(reason)}", f"no 3D for this frame: {reason}")
         return body
 
     def _now(self) -> float:

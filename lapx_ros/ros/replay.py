@@ -154,7 +154,7 @@ def compressed_depth_msg(depth_mm: np.ndarray, header):
     """The same depth as image_transport's compressedDepth transport sends it (PNG)."""
     from sensor_msgs.msg import CompressedImage
 
-    from lapx_ros.runtime.depth import encode_compressed_depth
+    from lapx_ros.ros.convert import encode_compressed_depth
 
     msg = CompressedImage()
     msg.header = header

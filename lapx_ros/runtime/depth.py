@@ -1,14 +1,12 @@
 """Depth images -> 3D joints in metres, without ROS.
 
-Three parts, each usable on its own:
-- decoding: a depth Image (16UC1 in millimetres, 32FC1 in metres) or image_transport's
-  compressedDepth CompressedImage (PNG or RVL) -> float32 metres, NaN where invalid.
-  Messages are read by attribute only, so any object shaped like them works. Bad input
-  raises DepthError with the reason, never anything else;
-- pairing: DepthPairer hands each colour frame the depth image of its stamp;
+Two parts, each usable on its own:
 - sampling: JointDepthEstimator finds a trustworthy depth per joint (a window of pixels,
   the nearest surface in it, checked against the person's own depth and a plausible
-  range) and back-projects joints and a torso point through the colour camera.
+  range) and back-projects joints and a torso point through the colour camera;
+- the stream: DepthStream keeps a depth topic's messages until the colour frame of
+  their stamp takes one (runtime.frames.StampBuffer), has it decoded by the caller's
+  decoder (the ROS side: ros/convert.py) and locates the frame's people in it.
 
 Depth must be registered to the colour image (same optical centre, like a driver's
 "aligned_depth_to_color" stream); its resolution may differ. Pixel coordinates follow
@@ -16,304 +14,20 @@ OpenCV like the estimator's poses: integer = pixel centre (see runtime/camera.py
 """
 from __future__ import annotations
 
-import collections
-import struct
 import threading
-import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from lapx_ros.layouts import TORSO_JOINT_NAMES
 from lapx_ros.runtime.camera import PinholeCamera
-from lapx_ros.runtime.frames import nearest_by_stamp
-
-# encoding -> numpy sample type; REP 118: 16-bit in millimetres, 32-bit float in metres.
-DEPTH_ENCODINGS = {"16UC1": "u2", "mono16": "u2", "32FC1": "f4"}
-DEFAULT_MAX_PIXELS = 3840 * 2160
-# image_transport's compressedDepth: int32 format (0 = inverse depth, the only one),
-# float32 A, float32 B; then a PNG or an RVL stream.
-_COMPRESSED_HEADER = struct.Struct("<iff")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# An RVL value is a count or a delta of at most 32 bits: 11 nibbles of 3 bits.
-_RVL_MAX_NIBBLES = 11
+from lapx_ros.runtime.frames import DropCounter, StampBuffer
 
 
 class DepthError(ValueError):
-    """A depth input that cannot be used; the text says why (and its head, up to ':',
-    names the kind of problem, for counting and for rate-limited warnings)."""
-
-
-# ------------------------------------------------------------------------ decoding
-def depth_from_image(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A sensor_msgs/Image of depth -> new (H, W) float32 array in metres, NaN where
-    the camera measured nothing (0 in 16UC1; NaN, +-Inf or <= 0 in 32FC1)."""
-    encoding = str(msg.encoding)
-    if encoding not in DEPTH_ENCODINGS:
-        raise DepthError(f"unsupported depth encoding: {encoding!r}; depth images must be "
-                         f"16UC1 (mm) or 32FC1 (m)")
-    sample = DEPTH_ENCODINGS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    size = np.dtype(sample).itemsize
-    if width < 1 or height < 1:
-        raise DepthError(f"depth image empty: {width}x{height}")
-    if width * height > max_pixels:
-        raise DepthError(f"depth image too large: {width}x{height} > {max_pixels} pixels")
-    if int(msg.is_bigendian) not in (0, 1):
-        raise DepthError(f"depth is_bigendian must be 0 or 1: got {msg.is_bigendian}")
-    if step < width * size:
-        raise DepthError(f"depth step too small: {step} < width {width} x {size} bytes")
-    data = msg.data
-    if len(data) != step * height:
-        raise DepthError(f"depth data length wrong: {len(data)} != step {step} x height {height}")
-    try:
-        buf = np.frombuffer(data, np.uint8)
-    except TypeError:  # a list of ints
-        buf = np.frombuffer(bytes(data), np.uint8)
-    order = ">" if int(msg.is_bigendian) else "<"
-    raw = buf.reshape(height, step)[:, :width * size].view(order + sample)
-    return _metres_from_float(raw) if sample == "f4" else _metres_from_millimetres(raw)
-
-
-def depth_from_compressed(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A compressedDepth CompressedImage (format "16UC1; compressedDepth png", "...rvl",
-    or "32FC1; ..." as image_transport publishes it) -> float32 metres, NaN invalid."""
-    encoding, codec = _parse_compressed_format(str(msg.format))
-    data = bytes(msg.data)
-    if len(data) <= _COMPRESSED_HEADER.size:
-        raise DepthError(f"compressedDepth too short: {len(data)} bytes")
-    kind, quant_a, quant_b = _COMPRESSED_HEADER.unpack_from(data)
-    if kind != 0:
-        raise DepthError(f"compressedDepth header unknown: format {kind} (expected 0)")
-    payload = data[_COMPRESSED_HEADER.size:]
-    raw = _decode_png(payload, max_pixels) if codec == "png" else _decode_rvl(payload, max_pixels)
-    if encoding != "32FC1":
-        return _metres_from_millimetres(raw)
-    # Inverse depth v = A / d + B, quantised to 16 bits; v = 0 means no depth.
-    if not (np.isfinite(quant_a) and np.isfinite(quant_b) and quant_a > 0):
-        raise DepthError(f"compressedDepth quantisation invalid: A={quant_a} B={quant_b}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        metres = (np.float32(quant_a) / (raw.astype(np.float32) - np.float32(quant_b)))
-    metres[(raw == 0) | ~(metres > 0) | ~np.isfinite(metres)] = np.nan
-    return metres
-
-
-def depth_from_message(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Either kind of depth message, told apart by its fields: a CompressedImage has a
-    format, an Image an encoding. For a pairer that stores messages of both kinds."""
-    if hasattr(msg, "format"):
-        return depth_from_compressed(msg, max_pixels)
-    return depth_from_image(msg, max_pixels)
-
-
-def encode_compressed_depth(depth_mm: np.ndarray, png_level: int = 3) -> tuple[str, bytes]:
-    """(format, data) of a 16UC1 millimetre image as image_transport's compressedDepth
-    PNG, for publishing (replay); ``png_level`` trades CPU for size."""
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(depth_mm, np.uint16),
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
-    if not ok:
-        raise DepthError("compressedDepth encoding failed: OpenCV could not write the PNG")
-    return "16UC1; compressedDepth png", _COMPRESSED_HEADER.pack(0, 0.0, 0.0) + png.tobytes()
-
-
-def _metres_from_millimetres(raw: np.ndarray) -> np.ndarray:
-    metres = np.multiply(raw, np.float32(0.001), dtype=np.float32)
-    metres[raw == 0] = np.nan
-    return metres
-
-
-def _metres_from_float(raw: np.ndarray) -> np.ndarray:
-    metres = raw.astype(np.float32)  # a native-order copy
-    with np.errstate(invalid="ignore"):
-        metres[~((metres > 0) & (metres < np.inf))] = np.nan
-    return metres
-
-
-def _parse_compressed_format(fmt: str) -> tuple[str, str]:
-    """(encoding, codec) from a compressedDepth format string. Formats without a
-    "; compressedDepth ..." part come from old publishers, which only wrote PNG."""
-    encoding, _, transport = (part.strip() for part in fmt.partition(";"))
-    if encoding not in ("16UC1", "32FC1"):
-        raise DepthError(f"unsupported compressedDepth encoding: {encoding!r} in format "
-                         f"{fmt!r}; expected 16UC1 or 32FC1")
-    words = transport.split()
-    if not words or words == ["compressedDepth"] or words == ["compressedDepth", "png"]:
-        return encoding, "png"
-    if words == ["compressedDepth", "rvl"]:
-        return encoding, "rvl"
-    raise DepthError(f"unsupported compressed depth format: {fmt!r}; expected "
-                     f"'<encoding>; compressedDepth png' or '... rvl'")
-
-
-def _decode_png(payload: bytes, max_pixels: int) -> np.ndarray:
-    if not payload.startswith(_PNG_SIGNATURE) or len(payload) < 24:
-        raise DepthError("compressedDepth corrupt: payload is not a PNG")
-    width, height = (int.from_bytes(payload[i:i + 4], "big") for i in (16, 20))
-    if width * height > max_pixels:  # checked before decoding: a tiny file can claim anything
-        raise DepthError(f"depth image too large: {width}x{height} > {max_pixels} pixels")
-    try:
-        raw = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise DepthError(f"compressedDepth corrupt: {exc}") from None
-    if raw is None:
-        raise DepthError("compressedDepth corrupt: the PNG is truncated or damaged")
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise DepthError(f"compressedDepth corrupt: PNG holds {raw.dtype} x "
-                         f"{1 if raw.ndim == 2 else raw.shape[2]} channels, not 16-bit grey")
-    return raw
-
-
-def _decode_rvl(payload: bytes, max_pixels: int) -> np.ndarray:
-    """RVL (run-length, variable-length nibbles; Wilson 2017) as image_transport writes
-    it: uint32 width, uint32 height, then 32-bit words whose nibbles, most significant
-    first, spell values of 3 bits per nibble (low bits first, bit 4 = more follow).
-    The values repeat: count of zero pixels, count of non-zero pixels, then one
-    zigzag-coded difference to the previous non-zero pixel per non-zero pixel."""
-    if len(payload) < 8 or (len(payload) - 8) % 4:
-        raise DepthError(f"compressedDepth corrupt: RVL stream of {len(payload)} bytes")
-    width, height = struct.unpack_from("<II", payload)
-    pixels = width * height
-    if pixels == 0:
-        raise DepthError(f"compressedDepth corrupt: RVL image size {width}x{height}")
-    if pixels > max_pixels:
-        raise DepthError(f"depth image too large: {width}x{height} > {max_pixels} pixels")
-    # each little-endian word's bytes, most significant first, split into nibbles
-    word_bytes = np.frombuffer(payload, np.uint8, offset=8).reshape(-1, 4)[:, ::-1]
-    nibbles = np.stack([word_bytes >> 4, word_bytes & 0xF], axis=-1).ravel()
-    ends = np.flatnonzero(nibbles < 8)  # a value ends at a nibble without the "more" bit
-    if not ends.size:
-        raise DepthError("compressedDepth corrupt: RVL stream holds no value")
-    lengths = np.diff(ends, prepend=-1)
-    if lengths.max() > _RVL_MAX_NIBBLES:
-        raise DepthError("compressedDepth corrupt: RVL value longer than 32 bits")
-    bits = nibbles & 7
-    starts = ends - lengths + 1
-    values = bits[starts].astype(np.int64)
-    longer = np.flatnonzero(lengths > 1)  # most values are one or two nibbles
-    for place in range(1, int(lengths.max())):
-        longer = longer[lengths[longer] > place]
-        values[longer] |= bits[starts[longer] + place].astype(np.int64) << (3 * place)
-    run_pixel, run_value, run_length = _rvl_runs(values, pixels)
-    deltas = values[_inside_runs(run_value, run_length, values.size)]
-    deltas = (deltas >> 1) ^ -(deltas & 1)  # zigzag back to signed
-    out = np.zeros(pixels, np.uint16)
-    out[_inside_runs(run_pixel, run_length, pixels)] = np.cumsum(deltas) & 0xFFFF
-    return out.reshape(height, width)
-
-
-def _inside_runs(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
-    """Boolean mask of ``size`` that is True inside each run [start, start + length)."""
-    edges = np.zeros(size + 1, np.int32)
-    np.add.at(edges, starts, 1)
-    np.add.at(edges, starts + lengths, -1)
-    return np.cumsum(edges[:-1]) > 0
-
-
-def _rvl_runs(values: np.ndarray, pixels: int):
-    """Walk the (zeros, non-zeros, deltas...) groups: for each run of non-zero pixels
-    its first pixel, the index of its first delta in ``values``, and its length. Only
-    two values per run are read, so a few runs cost little however many pixels."""
-    run_pixel, run_value, run_length = [], [], []
-    index = filled = 0
-    while filled < pixels:
-        if index + 1 >= len(values):
-            raise DepthError("compressedDepth corrupt: RVL stream ends early")
-        zeros, nonzeros = int(values[index]), int(values[index + 1])
-        filled += zeros
-        if nonzeros:
-            run_pixel.append(filled)
-            run_value.append(index + 2)
-            run_length.append(nonzeros)
-        filled += nonzeros
-        index += 2 + nonzeros
-        if filled > pixels or index > len(values):
-            raise DepthError("compressedDepth corrupt: RVL runs do not fit the image")
-    return (np.asarray(run_pixel, np.int64), np.asarray(run_value, np.int64),
-            np.asarray(run_length, np.int64))
-
-
-# ------------------------------------------------------------------------- pairing
-@dataclass
-class _Pending:
-    stamp: float
-    depth: object
-    used: bool = False
-
-
-class DepthPairer:
-    """Depth images kept until the colour frame of their stamp comes (thread-safe).
-
-    Colour and depth arrive on separate callbacks in either order. ``add`` stores a
-    depth image; ``pair`` returns the one whose stamp is nearest a colour frame's,
-    within a tolerance, waiting a bounded time if it has not come yet, so the colour
-    path never stalls for long. What is stored is up to the caller: keeping the message
-    and decoding it once paired skips the depth images that no frame uses.
-
-    ``capacity`` depth images are kept: at the depth rate they must span the delay of
-    the colour path (10 at 30 Hz span 0.33 s); any older than ``max_age`` seconds
-    before the frame being paired are dropped.
-
-    Counters: ``paired`` and ``unpaired_colour`` colour frames, ``unused_depth`` depth
-    images dropped without ever being paired.
-    """
-
-    def __init__(self, capacity: int = 10, max_age: float = 2.0):
-        self.capacity = capacity
-        self.max_age = max_age
-        self.paired = 0
-        self.unpaired_colour = 0
-        self.unused_depth = 0
-        self._items: collections.deque[_Pending] = collections.deque()
-        self._cond = threading.Condition()
-
-    def add(self, stamp: float, depth) -> None:
-        with self._cond:
-            self._items.append(_Pending(stamp, depth))
-            while len(self._items) > self.capacity:
-                self._drop_oldest()
-            self._cond.notify_all()
-
-    def pair(self, stamp: float, tolerance: float, wait: float = 0.0):
-        """The depth stored with the stamp nearest ``stamp`` within ``tolerance`` [s],
-        waiting up to ``wait`` seconds for it; None when there is none. The wait ends
-        early once a depth image newer than the tolerance window came: depth arrives in
-        stamp order, so the one that would match is lost."""
-        deadline = time.monotonic() + wait
-        with self._cond:
-            while True:
-                found = nearest_by_stamp(self._items, stamp, tolerance)
-                remaining = deadline - time.monotonic()
-                if found is not None or remaining <= 0 or self._passed(stamp + tolerance):
-                    break
-                self._cond.wait(remaining)
-            while self._items and self._items[0].stamp < stamp - self.max_age:
-                self._drop_oldest()
-            if found is None:
-                self.unpaired_colour += 1
-                return None
-            found.used = True
-            self.paired += 1
-            return found.depth
-
-    def restart(self) -> None:
-        """Forget every stored depth image (the input's clock restarted); unused ones
-        are counted."""
-        with self._cond:
-            while self._items:
-                self._drop_oldest()
-
-    def counts(self) -> dict:
-        with self._cond:
-            return {"paired": self.paired, "unpaired_colour": self.unpaired_colour,
-                    "unused_depth": self.unused_depth}
-
-    def _passed(self, stamp: float) -> bool:
-        return any(item.stamp > stamp for item in self._items)
-
-    def _drop_oldest(self) -> None:
-        if not self._items.popleft().used:
-            self.unused_depth += 1
+    """A depth image that cannot be related to the colour frame; the text says why (and
+    its head, up to ':', names the kind of problem, for counting and for rate-limited
+    warnings)."""
 
 
 # ------------------------------------------------------------------------ sampling
@@ -508,7 +222,6 @@ def _run_median(ordered: np.ndarray, first: np.ndarray, size: np.ndarray) -> np.
     return 0.5 * (ordered[rows, low] + ordered[rows, high])
 
 
-
 # --------------------------------------------------------------------- the stream
 @dataclass(frozen=True)
 class DepthReport:
@@ -517,37 +230,39 @@ class DepthReport:
     received: int
     frames_with_depth: int
     frames_without_depth: int
+    frames_too_late: int  # of those without: their depth image came after their wait
     joints_with_depth: int
-    unused: int
-    dropped: dict
+    unused: int  # depth images no frame took
+    dropped: dict  # frames without depth, by kind of reason
+    last_reason: str  # why the last frame without depth went without
 
 
 class DepthStream:
     """A depth topic's messages -> 3D joints per colour frame, without ROS.
 
-    The node hands over what arrives (``add`` for depth images, ``set_camera`` for the
-    depth CameraInfo) and asks ``locate`` for each colour frame once its poses are
-    known. Messages are stored undecoded and decoded once paired, so depth images no
-    frame uses cost nothing but their copy. Every reason a frame goes without depth is
-    counted by kind (``drops``) and returned, so the caller can warn once per kind;
-    nothing here raises for bad input, and the colour path never waits longer than
-    the wait it asks for.
+    The caller hands over what arrives (``add`` for depth messages, ``set_camera`` for the
+    depth CameraInfo) and asks ``locate`` for each colour frame once its poses are known.
+    Messages are kept as they came and turned into metres by ``decode(message,
+    max_pixels)`` only once a frame takes one, so depth images no frame uses cost nothing
+    but their copy; a ValueError from ``decode`` is the reason that frame goes without 3D.
+    Every reason a frame goes without depth is counted by kind and returned, so the
+    caller can warn once per kind; nothing here raises for bad input, and a frame never
+    waits longer than the wait it asks for.
     """
 
-    MAX_KINDS = 16  # distinct reasons kept, whatever a sender puts in its messages
-
-    def __init__(self, settings: DepthSettings, torso, capacity: int = 10, max_age: float = 2.0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.pairer = DepthPairer(capacity, max_age)
+    def __init__(self, settings: DepthSettings, torso, decode, capacity: int = 10,
+                 max_age: float = 2.0, max_pixels: int = 3840 * 2160):
+        self.buffer = StampBuffer(capacity, max_age)
         self.estimator = JointDepthEstimator(settings, torso)
+        self.decode = decode
         self.max_pixels = max_pixels
         self.depth_camera: PinholeCamera | None = None
         self.received = 0
         self.frames_with_depth = 0
         self.frames_without_depth = 0
         self.joints_with_depth = 0
-        self.drops: collections.Counter = collections.Counter()
-        self._newest: float | None = None
+        self.drops = DropCounter()
+        self.last_reason = ""
         self._lock = threading.Lock()
 
     @property
@@ -559,17 +274,16 @@ class DepthStream:
         # a new object: a frame being located keeps the estimator it started with
         self.estimator = JointDepthEstimator(settings, tuple(self.estimator.torso))
 
-    def add(self, stamp: float, msg) -> None:
-        """A depth message (Image or compressedDepth CompressedImage) stamped ``stamp``.
-        A stamp far behind the newest means the depth camera's clock restarted: what
-        is stored belongs to the old timeline and would only end waits early."""
+    def add(self, stamp: float, msg) -> float | None:
+        """A depth message stamped ``stamp``. Returns None, or, when its frame already went
+        out without 3D, how many seconds after that frame stopped waiting it came."""
         with self._lock:
             self.received += 1
-            restarted = self._newest is not None and stamp < self._newest - self.pairer.max_age
-            self._newest = stamp if self._newest is None or restarted else max(stamp, self._newest)
-        if restarted:
-            self.pairer.restart()
-        self.pairer.add(stamp, msg)
+        late = self.buffer.add(stamp, msg)
+        if late is not None:
+            with self._lock:
+                self.last_reason = f"depth image too late: it came {late:.3f} s after its frame stopped waiting"
+        return late
 
     def set_camera(self, camera: PinholeCamera | None) -> None:
         """The depth image's own camera model (from its CameraInfo), when it has one."""
@@ -579,25 +293,29 @@ class DepthStream:
                colour_size: tuple[int, int], tolerance: float, wait: float):
         """(BodyDepth or None, reason or None) for the colour frame stamped ``stamp``, of
         ``colour_size`` (width, height), whose people have (P, J, 2) ``keypoints``
-        (OpenCV pixels) of which ``seen`` (P, J) are trusted.
+        (OpenCV pixels) of which ``seen`` (P, J) are trusted; the depth image may take up
+        to ``wait`` seconds to come (StampBuffer.take).
 
         ``colour_camera`` is the colour CameraInfo's model (any size: it is scaled to
         the frame); without one the depth image's CameraInfo stands in, which describes
         the same view when the depth is registered to the colour image. Nothing is
         guessed: without either, no 3D. The reason's head (up to ':') names its kind."""
-        msg = self.pairer.pair(stamp, tolerance, wait)
+        msg = self.buffer.take(stamp, tolerance, wait)
         if msg is None:
             return self._without(self._unpaired_reason(stamp, tolerance))
         try:
-            depth = depth_from_message(msg, self.max_pixels)
-            depth_camera = self.depth_camera
-            if depth_camera is not None and depth_camera.width and (
-                    depth_camera.width, depth_camera.height) != (depth.shape[1], depth.shape[0]):
-                depth_camera = None  # it describes another image than this one
-            camera = colour_camera if colour_camera is not None else depth_camera
-            if camera is None:
-                return self._without("no camera model: neither the colour nor the depth image "
-                                     "has a CameraInfo with a valid K")
+            depth = self.decode(msg, self.max_pixels)
+        except ValueError as exc:
+            return self._without(str(exc))
+        depth_camera = self.depth_camera
+        if depth_camera is not None and depth_camera.width and (
+                depth_camera.width, depth_camera.height) != (depth.shape[1], depth.shape[0]):
+            depth_camera = None  # it describes another image than this one
+        camera = colour_camera if colour_camera is not None else depth_camera
+        if camera is None:
+            return self._without("no camera model: neither the colour nor the depth image "
+                                 "has a CameraInfo with a valid K")
+        try:
             body = self.estimator.locate(depth, keypoints, seen, camera.scaled_to(*colour_size),
                                          depth_camera)
         except DepthError as exc:
@@ -608,24 +326,24 @@ class DepthStream:
         return body, None
 
     def report(self) -> DepthReport:
-        unused = self.pairer.counts()["unused_depth"]
         with self._lock:
             return DepthReport(self.received, self.frames_with_depth, self.frames_without_depth,
-                               self.joints_with_depth, unused, dict(self.drops))
+                               self.buffer.late, self.joints_with_depth, self.buffer.unused,
+                               dict(self.drops.kinds), self.last_reason)
 
     def _without(self, reason: str):
-        kind = reason.split(":", 1)[0].strip()
         with self._lock:
             self.frames_without_depth += 1
-            if kind not in self.drops and len(self.drops) >= self.MAX_KINDS:
-                kind = "other"
-            self.drops[kind] += 1
+            self.drops.count(reason)
+            self.last_reason = reason
         return None, reason
 
     def _unpaired_reason(self, stamp: float, tolerance: float) -> str:
-        with self._lock:
-            newest = self._newest
+        newest = self.buffer.newest
         if newest is None:
             return "no depth image received yet"
-        return (f"depth stamps do not match: the newest depth image is {newest - stamp:+.3f} s "
-                f"from the frame, more than the tolerance {tolerance:g} s")
+        if newest > stamp + tolerance:
+            return (f"depth stamps do not match: the newest depth image is {newest - stamp:+.3f} s "
+                    f"from the frame, more than the tolerance {tolerance:g} s")
+        return (f"no depth image in time: none within {tolerance:g} s of the frame's stamp came while it "
+                f"waited (the newest is {newest - stamp:+.3f} s from it)")

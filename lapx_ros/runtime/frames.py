@@ -87,67 +87,112 @@ def nearest_by_stamp(items, stamp: float, tolerance: float):
 
 
 @dataclass
-class _Boxes:
+class _Stamped:
     stamp: float
-    boxes: np.ndarray
-    scores: np.ndarray
+    item: object
     used: bool = False
 
 
-class BoxBuffer:
-    """Recent person-box messages, matched to frames by stamp (thread-safe).
+@dataclass
+class _Missed:
+    stamp: float
+    tolerance: float
+    gave_up: float  # time.monotonic() when the frame went on without its item
 
-    Boxes that never match a frame are counted when they age out.
+
+class StampBuffer:
+    """Messages that belong to frames by stamp (person boxes from another node, depth
+    images), kept until their frame is served; thread-safe.
+
+    They come on callbacks of their own, before or after their frame. ``take`` hands a
+    frame the item stamped nearest to it within a tolerance, waiting a bounded time for
+    it. What is stored is up to the caller: a message decoded only once taken costs
+    nothing when no frame takes it.
+
+    ``capacity`` items are kept (at the sender's rate they must span the delay of the
+    frame path); items older than ``max_age`` seconds before the frame being served
+    leave, and an item stamped more than ``max_age`` behind the newest means the
+    sender's clock restarted: the old timeline is forgotten.
+
+    Counters: ``unused``, items that left without being taken; ``late``, frames that
+    went on without their item and whose item came afterwards.
     """
 
-    def __init__(self, capacity: int = 30, max_age: float = 2.0):
+    def __init__(self, capacity: int = 10, max_age: float = 2.0):
         self.capacity = capacity
         self.max_age = max_age
-        self.unmatched = 0
-        self._items: collections.deque[_Boxes] = collections.deque()
+        self.unused = 0
+        self.late = 0
+        self.newest: float | None = None  # the newest stamp added
+        self._items: collections.deque[_Stamped] = collections.deque()
+        self._missed: collections.deque[_Missed] = collections.deque(maxlen=capacity)
+        self._waited_in_vain = False
         self._cond = threading.Condition()
 
-    def add(self, stamp: float, boxes, scores) -> None:
+    def add(self, stamp: float, item) -> float | None:
+        """Store ``item``. Returns, when it belongs to a frame that already went on without
+        it, how many seconds after that frame gave up waiting it came; else None."""
         with self._cond:
-            self._items.append(_Boxes(stamp, np.asarray(boxes, np.float64).reshape(-1, 4),
-                                      np.asarray(scores, np.float64).reshape(-1)))
+            restarted = self.newest is not None and stamp < self.newest - self.max_age
+            if restarted:
+                self._forget_all_but(stamp)
+            self.newest = stamp if restarted or self.newest is None else max(stamp, self.newest)
+            self._waited_in_vain = False
+            self._items.append(_Stamped(stamp, item))
             while len(self._items) > self.capacity:
                 self._evict()
             self._cond.notify_all()
+            missed = next((m for m in self._missed if abs(m.stamp - stamp) <= m.tolerance), None)
+            if missed is None:
+                return None
+            self._missed.remove(missed)
+            self.late += 1
+            return time.monotonic() - missed.gave_up
 
-    def _evict(self) -> None:
-        if not self._items.popleft().used:
-            self.unmatched += 1
-
-    def match(self, stamp: float, tolerance: float, wait: float = 0.0):
-        """(boxes, scores) stamped within ``tolerance`` of ``stamp``, waiting up to
-        ``wait`` seconds for them to arrive; None when no message matches."""
+    def take(self, stamp: float, tolerance: float, wait: float = 0.0):
+        """The item stamped nearest to ``stamp`` within ``tolerance`` seconds, waiting up
+        to ``wait`` seconds for it; None when none came. The wait ends early once an item
+        stamped past the tolerance came (items come in stamp order: this frame's is lost),
+        and is skipped while the sender seems stopped: the previous wait ran out and
+        nothing came since."""
         deadline = time.monotonic() + wait
         with self._cond:
             while True:
-                item = nearest_by_stamp(self._items, stamp, tolerance)
+                found = nearest_by_stamp(self._items, stamp, tolerance)
                 remaining = deadline - time.monotonic()
-                if item is not None or remaining <= 0:
+                newer_came = self.newest is not None and self.newest > stamp + tolerance
+                if found is not None or remaining <= 0 or newer_came or self._waited_in_vain:
                     break
                 self._cond.wait(remaining)
             while self._items and self._items[0].stamp < stamp - self.max_age:
                 self._evict()
-            if item is None:
+            if found is None:
+                if wait > 0 and remaining <= 0 and not newer_came:
+                    self._waited_in_vain = True
+                self._missed.append(_Missed(stamp, tolerance, time.monotonic()))
                 return None
-            item.used = True
-            return item.boxes, item.scores
+            found.used = True
+            return found.item
 
     def restart(self, stamp: float) -> None:
-        """After the input restarted at a frame stamped ``stamp``: forget the boxes of the
-        old timeline (counted when never used) but keep those sent just before this frame."""
+        """The frames restarted at ``stamp`` (a camera or bag started again): forget the
+        items of the old timeline, keeping those sent just before this frame."""
         with self._cond:
-            kept = collections.deque()
-            for item in self._items:
-                if abs(item.stamp - stamp) <= self.max_age:
-                    kept.append(item)
-                elif not item.used:
-                    self.unmatched += 1
-            self._items = kept
+            self._forget_all_but(stamp)
+
+    def _forget_all_but(self, stamp: float) -> None:
+        kept = collections.deque()
+        for item in self._items:
+            if abs(item.stamp - stamp) <= self.max_age:
+                kept.append(item)
+            elif not item.used:
+                self.unused += 1
+        self._items = kept
+        self._missed.clear()
+
+    def _evict(self) -> None:
+        if not self._items.popleft().used:
+            self.unused += 1
 
 
 class PipelineStats:
@@ -261,17 +306,19 @@ class SequenceGaps:
         self._last = None
 
 
-class NewestFrameWorker:
-    """A thread that works on the newest frame only: a frame replaced before the thread
-    took it is counted stale, so no queue can build up behind a slow model, and an
-    exception in one frame is counted and reported but never stops the thread."""
+class _WorkerThread:
+    """A thread that runs ``process`` on the items handed to it; an exception in one item
+    is counted and reported but never stops the thread. What waits is the subclass's
+    choice (``put``)."""
 
-    def __init__(self, process, on_error, stats: PipelineStats, name: str = "lapx_pose_worker"):
+    thread_name = "lapx_worker"
+
+    def __init__(self, process, on_error, stats: PipelineStats, name: str | None = None):
         self._process = process
         self._on_error = on_error
         self._stats = stats
-        self._name = name
-        self._slot = None
+        self._name = name or self.thread_name
+        self._waiting: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -279,27 +326,20 @@ class NewestFrameWorker:
     def start(self) -> None:
         with self._cond:
             self._stop = False
-            self._slot = None
+            self._waiting.clear()
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def put(self, item) -> None:
-        self._stats.received()
-        with self._cond:
-            if self._slot is not None:
-                self._stats.stale()
-            self._slot = item
-            self._cond.notify()
-
     def has_waiting(self) -> bool:
-        """Whether a frame waits for the thread (the one in hand would go stale)."""
+        """Whether an item waits for the thread."""
         with self._cond:
-            return self._slot is not None
+            return bool(self._waiting)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Ends the thread after the item in hand; the waiting ones are dropped."""
         with self._cond:
             self._stop = True
-            self._slot = None
+            self._waiting.clear()
             self._cond.notify()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=timeout)
@@ -308,16 +348,45 @@ class NewestFrameWorker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._slot is None and not self._stop:
+                while not self._waiting and not self._stop:
                     self._cond.wait()
                 if self._stop:
                     return
-                item, self._slot = self._slot, None
+                item = self._waiting.popleft()
             try:
                 self._process(item)
-            except Exception as exc:  # never let one frame stop the worker
+            except Exception as exc:  # never let one item stop the thread
                 self._stats.error(f"{type(exc).__name__}: {exc}")
                 self._on_error(exc)
+
+
+class NewestFrameWorker(_WorkerThread):
+    """A thread that works on the newest frame only: a frame replaced before the thread
+    took it is counted stale, so no queue can build up behind a slow model."""
+
+    thread_name = "lapx_pose_worker"
+
+    def put(self, item) -> None:
+        self._stats.received()
+        with self._cond:
+            if self._waiting:
+                self._stats.stale()
+                self._waiting.clear()
+            self._waiting.append(item)
+            self._cond.notify()
+
+
+class InOrderWorker(_WorkerThread):
+    """A thread that works on every item, in the order given: frames whose poses are
+    known wait here for their depth image while the pose worker goes on with the next
+    frame. Each item's own wait is bounded, so the queue is too."""
+
+    thread_name = "lapx_pose_depth"
+
+    def put(self, item) -> None:
+        with self._cond:
+            self._waiting.append(item)
+            self._cond.notify()
 
 
 class DuplicateFilter:

@@ -480,7 +480,7 @@ CATEGORIES = (
     ("pose message build", ("pose_array_msg",)),
     ("publish", ("publish (rclpy",)),
     ("tracking + smoothing", ("tracking.py", "smoothing.py")),
-    ("boxes wait/match", ("match (lapx_ros/runtime/frames.py", "match (frames.py")),
+    ("boxes wait/match", ("take (lapx_ros/runtime/frames.py", "take (frames.py")),
     ("depth", ("depth.py", "camera.py")),
     ("pipeline bookkeeping", ("estimator.py",)),
 )

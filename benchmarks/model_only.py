@@ -61,7 +61,7 @@ def load_backends(model: str, checkpoint: str | None, threads: int, wanted) -> d
 def real_batches(meta, scenes) -> dict:
     """Normalised crops of the 3-person frames' people: batch 1 and batch 3."""
     from lapx_ros.geometry import box_to_center_size
-    from lapx_ros.runtime.preprocess import CropBatcher
+    from lapx_ros.geometry import CropBatcher
 
     batcher = CropBatcher(meta)
     frames, boxes, _ = scenes["3_persons"]

@@ -390,12 +390,6 @@ class MediaPipeSystem:
         return joints, answer["ms"]
 
 
-def box_iou(a, b) -> float:
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class Yolo:
     whole_frame = True
 
@@ -412,6 +406,8 @@ class Yolo:
     @staticmethod
     def match(people, box, min_conf: float = YOLO_CONF) -> np.ndarray:
         """The detected person (conf >= min_conf) best matching the labelled box (IoU >= YOLO_MATCH_IOU)."""
+        from lapx_ros.geometry import box_iou
+
         best = max((p for p in people if p["score"] >= min_conf), key=lambda p: box_iou(p["box"], box), default=None)
         if best is None or box_iou(best["box"], box) < YOLO_MATCH_IOU:
             return np.full((17, 3), np.nan)

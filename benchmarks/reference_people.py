@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.peers import YOLO_DEFAULT_CONF, YOLO_IOU, Worker, ensure_yolo, nms
-from lapx_ros.runtime.tracking import box_iou
+from lapx_ros.geometry import box_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"

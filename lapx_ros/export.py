@@ -109,7 +109,7 @@ def real_crops(meta: ModelMetadata, images_dir, joints_file, index_range, count:
     from lapx_ros.data.lsp import load_lsp_records
     from lapx_ros.data.transforms import read_rgb
     from lapx_ros.geometry import box_to_center_size, keypoints_to_box
-    from lapx_ros.runtime.preprocess import CropBatcher
+    from lapx_ros.geometry import CropBatcher
 
     batcher = CropBatcher(meta, channel_order="rgb")
     records = load_lsp_records(images_dir, joints_file, index_range)[:count]

@@ -10,11 +10,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lapx_ros.geometry import (JOINTS_BOX_PADDING, apply_affine, box_to_center_size, invert_affine,
-                               keypoints_to_box)
+from lapx_ros.geometry import (JOINTS_BOX_PADDING, CropBatcher, apply_affine, box_to_center_size,
+                               invert_affine, keypoints_to_box)
 from lapx_ros.heatmaps import dark_blur_kernel, decode, flip_heatmaps, from_heatmap_coords
 from lapx_ros.metadata import ModelMetadata
-from lapx_ros.runtime.preprocess import CropBatcher
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 # A region to crop: centre (x, y), size (w, h) in source pixels, rotation in degrees.

@@ -28,12 +28,10 @@ from lapx_ros.runtime.detector import (
     create_person_detector,
     decode_movenet,
     default_detector_path,
-    letterbox,
     movenet_input_shape,
     update_person_detector,
 )
-from lapx_ros.geometry import JOINTS_BOX_PADDING, box_to_center_size
-from lapx_ros.runtime.tracking import box_iou
+from lapx_ros.geometry import JOINTS_BOX_PADDING, box_iou, box_to_center_size
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco-mini"
@@ -105,7 +103,7 @@ def coco_val():
     return [(COCO / "val2017" / im["file_name"], people.get(im["id"], [])) for im in data["images"]]
 
 
-# ------------------------------------------------------------------ letterbox maths
+# ------------------------------------------------------------------- input and decoding maths
 def test_input_shape_square_or_padded_to_multiples_of_32():
     assert movenet_input_shape((480, 640), 384) == (384, 384)
     assert movenet_input_shape((480, 640), 384, square=False) == (288, 384)
@@ -113,22 +111,6 @@ def test_input_shape_square_or_padded_to_multiples_of_32():
     assert movenet_input_shape((640, 480), 256, square=False) == (256, 192)
     assert movenet_input_shape((100, 50), 256, square=False) == (256, 128)
     assert movenet_input_shape((10, 1000), 256, square=False) == (32, 256)  # never below 32
-
-
-def test_letterbox_keeps_the_aspect_and_pads_right_and_bottom():
-    frame = np.zeros((480, 640, 3), np.uint8)
-    frame[100:200, 300:400] = (255, 0, 0)  # blue in BGR
-    image, (sx, sy) = letterbox(frame, 384, 384)
-    assert image.shape == (384, 384, 3) and image.dtype == np.uint8
-    assert sx == pytest.approx(0.6) and sy == pytest.approx(0.6)
-    assert not image[288:].any() and image[:288].any()  # padding below the scaled frame
-    blue = np.argwhere(image[:, :, 2] > 128)  # RGB now: blue is the last channel
-    assert blue[:, 0].min() == pytest.approx(60, abs=1) and blue[:, 0].max() == pytest.approx(119, abs=1)
-    assert blue[:, 1].min() == pytest.approx(180, abs=1) and blue[:, 1].max() == pytest.approx(239, abs=1)
-    tall = np.full((400, 100, 3), 7, np.uint8)
-    image, (sx, sy) = letterbox(tall, 256, 128)
-    assert (sx, sy) == (pytest.approx(0.64), pytest.approx(0.64))
-    assert (image[:, :64] == 7).all() and not image[:, 64:].any()
 
 
 def test_decode_maps_normalised_rows_to_frame_pixels():

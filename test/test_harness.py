@@ -97,7 +97,7 @@ def test_profile_summary_splits_the_worker_time():
     text = "\n".join([
         f"thread (0x1);{worker};__call__ (lapx_ros/runtime/estimator.py:3);infer (lapx_ros/runtime/engine.py:4);"
         "_run (lapx_ros/runtime/engine.py:5) 30",
-        f"thread (0x1);{worker};__call__ (lapx_ros/runtime/preprocess.py:6) 10",
+        f"thread (0x1);{worker};__call__ (lapx_ros/geometry.py:6);warp_crop (lapx_ros/geometry.py:7) 10",
         "thread (0x1);_run (lapx_ros/runtime/frames.py:1);wait (threading.py:7) 60",
         "thread (0x2);spin (rclpy/executors.py:8);_take_subscription (rclpy/executors.py:9) 4",
     ])

@@ -1,8 +1,9 @@
-"""Heatmap encoding/decoding, crop geometry and joint layouts (numpy only)."""
+"""Heatmap encoding/decoding, box and crop geometry and joint layouts (numpy only)."""
 import numpy as np
 import pytest
 
-from lapx_ros.geometry import apply_affine, box_to_center_size, crop_transform, invert_affine, keypoints_to_box
+from lapx_ros.geometry import (apply_affine, box_intersection, box_iou, box_to_center_size, crop_transform,
+                               invert_affine, keypoints_to_box, letterbox, non_max_suppression)
 from lapx_ros.heatmaps import dark_blur_kernel, decode, encode, flip_heatmaps, from_heatmap_coords, to_heatmap_coords
 from lapx_ros.layouts import COCO_17, LAYOUTS, LSP_14, MPII_16, get_layout
 
@@ -95,3 +96,36 @@ def test_keypoints_to_box_ignores_invalid_points():
     pts = np.array([[1.0, 2.0], [5.0, 9.0], [np.nan, 0.0], [100.0, 100.0]])
     assert keypoints_to_box(pts, np.array([1, 1, 1, 0])) == (1.0, 2.0, 5.0, 9.0)
     assert keypoints_to_box(pts, np.zeros(4)) is None
+
+
+def test_letterbox_keeps_the_aspect_and_pads_right_and_bottom():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[100:200, 300:400] = (255, 0, 0)  # blue in BGR
+    image, (sx, sy), offset = letterbox(frame, 384, 384)
+    assert image.shape == (384, 384, 3) and image.dtype == np.uint8 and offset == (0, 0)
+    assert sx == pytest.approx(0.6) and sy == pytest.approx(0.6)
+    assert not image[288:].any() and image[:288].any()  # padding below the scaled frame
+    blue = np.argwhere(image[:, :, 0] > 128)  # channels kept: blue is the first
+    assert blue[:, 0].min() == pytest.approx(60, abs=1) and blue[:, 0].max() == pytest.approx(119, abs=1)
+    assert blue[:, 1].min() == pytest.approx(180, abs=1) and blue[:, 1].max() == pytest.approx(239, abs=1)
+    tall = np.full((400, 100, 3), 7, np.uint8)
+    image, (sx, sy), _ = letterbox(tall, 256, 128)
+    assert (sx, sy) == (pytest.approx(0.64), pytest.approx(0.64))
+    assert (image[:, :64] == 7).all() and not image[:, 64:].any()
+
+
+def test_letterbox_centred_with_a_fill():
+    image, scale, (x, y) = letterbox(np.full((100, 100, 3), 9, np.uint8), 60, 80, centred=True, fill=3)
+    assert scale == (0.6, 0.6) and (x, y) == (10, 0)
+    assert (image[:, 10:70] == 9).all() and (image[:, :10] == 3).all() and (image[:, 70:] == 3).all()
+
+
+def test_box_overlap_and_suppression():
+    assert box_intersection((0, 0, 10, 10), (5, 5, 20, 20)) == 25
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0 and box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [0, 0, 10, 10]], float)
+    scores = np.array([0.5, 0.9, 0.7, 0.5])
+    assert non_max_suppression(boxes, scores, 0.5).tolist() == [1, 2]  # ties: the first kept
+    assert non_max_suppression(boxes, scores, 1.0).tolist() == [1, 2, 0, 3]

@@ -3,13 +3,14 @@ matching protocol of detector_probe.py, tallies, track and latency summaries."""
 import numpy as np
 import pytest
 
+from lapx_ros.geometry import box_ious
 from lapx_ros.testing import people as scoring
 
 
 def test_ious_and_crowd_cover():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
-    np.testing.assert_allclose(scoring.ious(np.array([0, 0, 10, 10.0]), boxes), [1.0, 1 / 3, 0.0])
-    assert scoring.ious(np.array([0, 0, 1, 1.0]), np.zeros((0, 4))).shape == (0,)
+    np.testing.assert_allclose(box_ious(np.array([0, 0, 10, 10.0]), boxes), [1.0, 1 / 3, 0.0])
+    assert box_ious(np.array([0, 0, 1, 1.0]), np.zeros((0, 4))).shape == (0,)
     crowd = np.array([[0, 0, 100, 100]], float)
     assert scoring.covered_by_crowd([10, 10, 20, 20], crowd)
     assert not scoring.covered_by_crowd([90, 90, 120, 120], crowd)  # a quarter inside

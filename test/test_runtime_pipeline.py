@@ -4,15 +4,13 @@ import time
 import numpy as np
 import pytest
 
-from lapx_ros.geometry import box_to_center_size
+from lapx_ros.geometry import CropBatcher, box_iou, box_to_center_size
 from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.detector import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.ros.params import NodeConfig, pipeline_config
 from lapx_ros.runtime.estimator import DUPLICATE_IOU, PoseEstimator, PosePipeline, sanitize_boxes
-from lapx_ros.runtime.preprocess import CropBatcher
-from lapx_ros.runtime.tracking import box_iou
 
 META = ModelMetadata.for_layout(MPII_16, 128, 96)
 

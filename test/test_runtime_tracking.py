@@ -2,16 +2,10 @@
 import numpy as np
 import pytest
 
+from lapx_ros.geometry import box_iou
 from lapx_ros.runtime.frames import DropCounter, FrameGate, PipelineStats
 from lapx_ros.runtime.smoothing import OneEuroFilter, OneEuroParams, PoseSmoother
-from lapx_ros.runtime.tracking import Tracker, box_iou
-
-
-def test_box_iou():
-    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
-    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
-    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+from lapx_ros.runtime.tracking import Tracker
 
 
 def test_ids_follow_moving_people_and_survive_occlusion():

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lapx_ros.geometry import letterbox, non_max_suppression
 from lapx_ros.runtime.engine import (
     BACKENDS,
     PRECISIONS,
@@ -212,41 +213,6 @@ def movenet_input_shape(frame_shape, size: int, square: bool = True) -> tuple[in
     return up(h), up(w)
 
 
-def letterbox(frame_bgr: np.ndarray, input_h: int, input_w: int):
-    """The frame scaled to fit (input_h, input_w) with its aspect kept, RGB, padded with
-    black on the right and bottom. Returns the image (input_h, input_w, 3) uint8 and the
-    scale of each axis (sx, sy): input pixel = frame pixel * s (corner coordinates)."""
-    h, w = frame_bgr.shape[:2]
-    s = min(input_h / h, input_w / w)
-    rw, rh = max(1, min(input_w, round(w * s))), max(1, min(input_h, round(h * s)))
-    out = np.zeros((input_h, input_w, 3), np.uint8)
-    resized = cv2.resize(frame_bgr, (rw, rh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=out[:rh, :rw])
-    return out, (rw / w, rh / h)
-
-
-def nms_order(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
-    kept: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        b = boxes[i]
-        ok = True
-        for k in kept:
-            c = boxes[k]
-            iw = min(b[2], c[2]) - max(b[0], c[0])
-            ih = min(b[3], c[3]) - max(b[1], c[1])
-            if iw <= 0 or ih <= 0:
-                continue
-            inter = iw * ih
-            union = (b[2] - b[0]) * (b[3] - b[1]) + (c[2] - c[0]) * (c[3] - c[1]) - inter
-            if union > 0 and inter / union > iou:
-                ok = False
-                break
-        if ok:
-            kept.append(int(i))
-    return np.asarray(kept, int)
-
-
 def decode_movenet(rows: np.ndarray, input_hw, scale_xy, frame_hw, threshold: float,
                    nms_iou: float = MOVENET_NMS_IOU, box_scale: float = 1.0) -> Detections:
     """MoveNet's output rows (N, 56) -> people in frame pixels, best first.
@@ -268,7 +234,7 @@ def decode_movenet(rows: np.ndarray, input_hw, scale_xy, frame_hw, threshold: fl
     scores = rows[:, 55]
     keypoints = rows[:, :51].reshape(-1, MOVENET_JOINTS, 3)[:, :, [1, 0, 2]].copy()
     keypoints[:, :, :2] *= to_px
-    keep = nms_order(boxes, scores, nms_iou)
+    keep = non_max_suppression(boxes, scores, nms_iou)
     if len(keep) == 0:
         return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, MOVENET_JOINTS, 3)))
     boxes, scores, keypoints = boxes[keep], scores[keep], keypoints[keep]
@@ -443,8 +409,9 @@ class MoveNetDetector:
     def __call__(self, frame_bgr: np.ndarray) -> Detections:
         """People scoring at least ``score_threshold``, best first (see decode_movenet)."""
         input_hw = self._net.fixed or movenet_input_shape(frame_bgr.shape, self.input_size, self.square)
-        image, scale = letterbox(frame_bgr, *input_hw)
-        out = np.asarray(self._net(image.astype(np.int32)[None]))
+        image, scale, _ = letterbox(frame_bgr, *input_hw)
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        out = np.asarray(self._net(rgb.astype(np.int32)[None]))
         if out.ndim != 3 or out.shape[0] != 1 or out.shape[2] != MOVENET_ROW:
             raise DetectorModelError(self.path, f"output shape {list(out.shape)}, expected "
                                                 f"[1, N, {MOVENET_ROW}]")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lapx_ros.geometry import box_iou
+
 # Per-joint falloff of the keypoint similarity, as a fraction of the person's size (the
 # longer side of its box): a joint this far from its partner scores exp(-1/2).
 KEYPOINT_FALLOFF = 0.1
@@ -34,14 +36,6 @@ LAST_SEEN_WEIGHT = 0.8
 # missed: a prediction grows less certain, and a person seen in the last frame goes
 # first (two people at one spot: the one in front is the one that was seen).
 MISSED_RANK_FACTOR = 0.95
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def box_size(box) -> float:

@@ -472,7 +472,7 @@ def section_slug(kind: str) -> str:
 CATEGORIES = (
     ("inference", ("_run (lapx_ros/runtime/engine.py", "_run (engine.py")),
     ("inference output check (isfinite)", ("infer (lapx_ros/runtime/engine.py", "infer (engine.py")),
-    ("crop + normalise", ("preprocess.py",)),
+    ("crop + normalise", ("__call__ (lapx_ros/geometry.py", "warp_crop (", "crop_transform (")),
     ("decode (heatmaps -> keypoints)", ("heatmaps.py", "geometry.py")),
     ("image conversion (msg -> BGR)", ("image_to_bgr", "compressed_to_bgr")),
     ("annotated image", ("drawing.py", "to_image_msg")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lapx_ros.geometry import box_intersection, box_ious
 from lapx_ros.testing.harness import percentiles
 
 MIN_KEYPOINTS = 5  # target people: at least this many labelled keypoints (as detector_probe.py)
@@ -20,25 +21,11 @@ def xywh_to_xyxy(box) -> np.ndarray:
     return np.array([x, y, x + w, y + h])
 
 
-def ious(box, others: np.ndarray) -> np.ndarray:
-    """IoU of one box (x0, y0, x1, y1) with each row of ``others`` (M, 4)."""
-    others = np.asarray(others, np.float64).reshape(-1, 4)
-    if not len(others):
-        return np.zeros(0)
-    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = iw * ih
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
 def covered_by_crowd(box, crowd_boxes, share: float = CROWD_COVER) -> bool:
     """True when one iscrowd box covers at least ``share`` of ``box``'s area."""
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
     for c in np.asarray(crowd_boxes, np.float64).reshape(-1, 4):
-        iw = max(0.0, min(box[2], c[2]) - max(box[0], c[0]))
-        ih = max(0.0, min(box[3], c[3]) - max(box[1], c[1]))
-        if iw * ih / area >= share:
+        if box_intersection(box, c) / area >= share:
             return True
     return False
 
@@ -62,7 +49,7 @@ def label_poses(boxes, scores, people_boxes, is_target, crowd_boxes, iou: float 
     taken = np.zeros(len(people_boxes), bool)
     kinds = np.full(len(boxes), FALSE, int)
     for i in np.argsort(-scores, kind="stable"):
-        overlap = ious(boxes[i], people_boxes)
+        overlap = box_ious(boxes[i], people_boxes)
         free = (~taken) & (overlap >= iou)
         if free.any():
             j = int(np.argmax(np.where(free, overlap, -1.0)))

@@ -173,17 +173,9 @@ def sequence_index(frame_number: int, scenes_count: int, hold: int) -> int:
 
 def letterbox_to(image: np.ndarray, size=(FRAME_W, FRAME_H), fill: int = 0) -> np.ndarray:
     """``image`` scaled to fit ``size`` = (w, h) with its aspect kept, centred, padded."""
-    import cv2
+    from lapx_ros.geometry import letterbox
 
-    w, h = size
-    ih, iw = image.shape[:2]
-    s = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-    out = np.full((h, w, 3), fill, np.uint8)
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = resized
-    return out
+    return letterbox(image, size[1], size[0], centred=True, fill=fill)[0]
 
 
 def speed_images(dataset: dict, people=CROWD_PEOPLE) -> list[dict]:

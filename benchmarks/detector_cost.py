@@ -26,11 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lapx_ros.runtime.detector import (
-    HogPersonDetector,
-    MoveNetDetector,
-    default_detector_path,
-)
+from lapx_ros.runtime.detectors.hog import HogPersonDetector
+from lapx_ros.runtime.detectors.movenet import MoveNetDetector, default_detector_path
 from lapx_ros.runtime.engine import create_engine, default_model_path
 
 REPO = Path(__file__).resolve().parents[1]

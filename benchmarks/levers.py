@@ -71,7 +71,7 @@ def make_variants(shipped: Path, data: Path, folder: Path) -> dict:
 
 def worker(path: str, threads: int, extra: dict, calls: int) -> None:
     """Child process: compile, report load time and memory, then time calls on stdin's go."""
-    from lapx_ros.runtime.engine import import_openvino
+    from lapx_ros.runtime.backend import import_openvino
 
     ov = import_openvino()
     t0 = time.perf_counter()

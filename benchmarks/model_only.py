@@ -20,7 +20,8 @@ from lapx_ros.testing.scenes import load_scenes, sequence_index
 
 def load_backends(model: str, checkpoint: str | None, threads: int, wanted) -> dict:
     """{name: (run(batch) -> heatmaps, description, engine or None)}."""
-    from lapx_ros.runtime.engine import create_engine, openvino_available
+    from lapx_ros.runtime.backend import openvino_available
+    from lapx_ros.runtime.engine import create_engine
 
     out = {}
     settings = {"onnxruntime": ("onnxruntime", "auto"), "openvino_f32": ("openvino", "f32"),

@@ -352,7 +352,7 @@ class MoveNet:
         import onnxruntime as ort
 
         from lapx_ros.layouts import COCO_17
-        from lapx_ros.runtime.engine import onnxruntime_session
+        from lapx_ros.runtime.backend import onnxruntime_session
 
         self.name, self.file, self.layout, self.precision = name, path.name, COCO_17, "f32"
         self.session = onnxruntime_session(str(path), THREADS)

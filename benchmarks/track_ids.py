@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from lapx_ros.ros.params import NodeConfig, pipeline_config
-from lapx_ros.runtime.detector import HogPersonDetector
+from lapx_ros.runtime.detectors.hog import HogPersonDetector
 from lapx_ros.runtime.engine import create_engine, default_model_path
 from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
 

@@ -28,7 +28,7 @@ from lapx_ros.evaluation import (evaluate_coco, evaluate_coco_limbs, evaluate_ls
 from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
 from lapx_ros.layouts import COCO_17, MPII_16
-from lapx_ros.runtime.engine import BACKENDS, PRECISIONS, ModelError
+from lapx_ros.runtime.backend import BACKENDS, PRECISIONS, ModelError
 from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, SEARCH_PASSES, TopDownPredictor
 from lapx_ros.visualize import write_samples
 

@@ -91,10 +91,10 @@ def letterbox(bgr: np.ndarray, size: int):
 
 # --------------------------------------------------------------------------- detectors
 class Hog:
-    """The package's own HOG detector (lapx_ros.runtime.detector), all scores kept."""
+    """The package's own HOG detector (lapx_ros.runtime.detectors), all scores kept."""
 
     def __init__(self, scale: float = 1.0, threads: int = 2):
-        from lapx_ros.runtime.detector import HogPersonDetector
+        from lapx_ros.runtime.detectors.hog import HogPersonDetector
 
         cv2.setNumThreads(threads)
         self.det = HogPersonDetector(scale, score_threshold=0.0)
@@ -239,11 +239,11 @@ class CenterNet:
 
 
 class Shipped:
-    """The package's own MoveNetDetector (lapx_ros.runtime.detector) on the file set-up
+    """The package's own MoveNetDetector (lapx_ros.runtime.detectors) on the file set-up
     installs, all people above the probe's 0.02 score floor kept."""
 
     def __init__(self, size: int, backend: str, threads: int, square: bool = True):
-        from lapx_ros.runtime.detector import MoveNetDetector, default_detector_path
+        from lapx_ros.runtime.detectors.movenet import MoveNetDetector, default_detector_path
 
         self.det = MoveNetDetector(default_detector_path(), size, 0.02, backend, threads,
                                    precision="f32", square=square)

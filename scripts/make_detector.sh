@@ -81,7 +81,7 @@ export TF_CPP_MIN_LOG_LEVEL=2 CUDA_VISIBLE_DEVICES=""
 (cd "$ROOT" && "$PY" - "$WORK/$NAME" <<'EOF') || die "the converted file does not load or run"
 import sys
 import numpy as np
-from lapx_ros.runtime.detector import MoveNetDetector
+from lapx_ros.runtime.detectors.movenet import MoveNetDetector
 for size, backend in ((384, "openvino"), (256, "onnxruntime")):
     det = MoveNetDetector(sys.argv[1], input_size=size, backend=backend, threads=1)
     det(np.zeros((720, 1280, 3), np.uint8))

@@ -197,7 +197,7 @@ def source_scenes(data: Path):
 
 
 def detector():
-    from lapx_ros.runtime.detector import MoveNetDetector, default_detector_path
+    from lapx_ros.runtime.detectors.movenet import MoveNetDetector, default_detector_path
 
     path = default_detector_path()
     if not path:

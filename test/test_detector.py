@@ -1,6 +1,7 @@
-"""The built-in person detectors (lapx_ros.runtime.detector): MoveNet MultiPose's
-letterbox and decoding maths, loading and refusing files, the real converted file on
-COCO photos, the HOG fallback, and the (boxes, scores) contract the pipeline reads.
+"""The built-in person detectors (lapx_ros.runtime.detectors): MoveNet MultiPose's
+input and decoding maths, loading and refusing files, the real converted file on COCO
+photos, the table of detectors by name with its HOG fallback, and the (boxes, scores)
+contract the pipeline reads.
 
 The real file is the one `make setup` builds (scripts/make_detector.sh); tests that need
 it are skipped with that reason when it is absent. Tiny stand-in models built here with
@@ -17,21 +18,24 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from lapx_ros.runtime.detector import (
-    MOVENET_ROW,
+from lapx_ros.geometry import JOINTS_BOX_PADDING, box_iou, box_to_center_size
+from lapx_ros.runtime import detectors
+from lapx_ros.runtime.detectors import (
     BackgroundDetector,
-    DetectorModelError,
     DetectorSettings,
-    Detections,
-    HogPersonDetector,
-    MoveNetDetector,
     create_person_detector,
+    detector_class,
+    fallback_text,
+)
+from lapx_ros.runtime.detectors.base import DetectorModelError, Detections
+from lapx_ros.runtime.detectors.hog import HogPersonDetector
+from lapx_ros.runtime.detectors.movenet import (
+    MOVENET_ROW,
+    MoveNetDetector,
     decode_movenet,
     default_detector_path,
     movenet_input_shape,
-    update_person_detector,
 )
-from lapx_ros.geometry import JOINTS_BOX_PADDING, box_iou, box_to_center_size
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = REPO.parent / "shared" / "data" / "coco-mini"
@@ -218,21 +222,65 @@ def test_create_person_detector_movenet_or_hog_with_the_reason(fake_movenet, tmp
     det, problem = create_person_detector(DetectorSettings(model=str(bad), hog_scale=1.5))
     assert isinstance(det, HogPersonDetector) and det.scale == 1.5
     assert str(bad) in problem and "not a loadable ONNX model" in problem
-    import lapx_ros.runtime.detector as detector_module
+    from lapx_ros.runtime.detectors import movenet
 
-    monkeypatch.setattr(detector_module, "default_detector_path", lambda: "")
+    monkeypatch.setattr(movenet, "default_detector_path", lambda: "")
     det, problem = create_person_detector(DetectorSettings())
     assert isinstance(det, HogPersonDetector) and "make setup" in problem
+    assert fallback_text(DetectorSettings()) == "HOG instead of MoveNet"
 
 
 def test_runtime_settings_reach_the_detector(fake_movenet):
     det, _ = create_person_detector(DetectorSettings(model=fake_movenet, threads=1))
-    update_person_detector(det, DetectorSettings(threshold=0.5, box_scale=1.25))
+    det.update(DetectorSettings(threshold=0.5, box_scale=1.25))
     assert (det.score_threshold, det.box_scale) == (0.5, 1.25)
     hog, _ = create_person_detector(DetectorSettings(kind="hog"))
-    update_person_detector(hog, DetectorSettings(hog_scale=2.0, hog_threshold=-1.0))
+    hog.update(DetectorSettings(hog_scale=2.0, hog_threshold=-1.0))
     assert (hog.scale, hog.score_threshold) == (2.0, -1.0)
     assert "hog" in hog.description
+
+
+class EveryFrameOneBox:
+    """A detector added to the table by one row: the whole frame's box, every time."""
+
+    label = "whole frame"
+    summary = "the whole frame as one person"
+
+    def __init__(self, score: float):
+        self.score = score
+
+    @classmethod
+    def from_settings(cls, settings, log=None):
+        if settings.model == "broken":
+            raise DetectorModelError(settings.model, "cannot be used")
+        return cls(settings.threshold)
+
+    @property
+    def description(self):
+        return f"whole frame, score {self.score:g}"
+
+    def update(self, settings):
+        self.score = settings.threshold
+
+    def __call__(self, frame_bgr):
+        h, w = frame_bgr.shape[:2]
+        return np.array([[0.0, 0.0, w, h]]), np.array([self.score])
+
+
+def test_a_detector_added_by_one_row_is_made_by_name_and_falls_back_like_the_others(monkeypatch):
+    monkeypatch.setitem(detectors.DETECTORS, "whole", EveryFrameOneBox)
+    det, problem = create_person_detector(DetectorSettings(kind="whole", threshold=0.4))
+    assert isinstance(det, EveryFrameOneBox) and problem == "" and detector_class("whole") is EveryFrameOneBox
+    boxes, scores = det(np.zeros((48, 64, 3), np.uint8))
+    assert boxes.tolist() == [[0, 0, 64, 48]] and scores.tolist() == [0.4]
+    det, problem = create_person_detector(DetectorSettings(kind="whole", model="broken"))
+    assert isinstance(det, HogPersonDetector) and "cannot be used" in problem
+    assert fallback_text(DetectorSettings(kind="whole")) == "HOG instead of whole frame"
+
+
+def test_an_unknown_detector_name_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"detector must be one of \['movenet', 'hog'\], got 'yolo'"):
+        create_person_detector(DetectorSettings(kind="yolo"))
 
 
 def test_pipeline_takes_movenet_detections(fake_movenet, tmp_path):

@@ -134,7 +134,7 @@ def test_deltas_speak_of_the_last_period_and_restart_from_zero():
 
 def pipeline_facts(**changes):
     values = dict(model_problem="", active=True, last_error="", input=facts(), new_invalid=0,
-                  new_with_depth=0, new_without_depth=0, depth_reason="", detector_problem="",
+                  new_with_depth=0, new_without_depth=0, depth_reason="", detector_problem="", detector_fallback="",
                   processing_rate_hz=29.96, people=2)
     values.update(changes)
     return health.PipelineFacts(**values)
@@ -152,7 +152,8 @@ def pipeline_facts(**changes):
     ({"new_without_depth": 4, "depth_reason": "no depth image received yet"}, health.WARN,
      "no depth for the last 4 frame(s), poses without 3D: no depth image received yet", False),
     ({"new_without_depth": 4, "new_with_depth": 1}, health.OK, "people", False),  # some depth came
-    ({"detector_problem": "file truncated"}, health.WARN, "HOG instead of MoveNet: file truncated", False),
+    ({"detector_problem": "file truncated", "detector_fallback": "HOG instead of MoveNet"}, health.WARN,
+     "HOG instead of MoveNet: file truncated", False),
 ])
 def test_the_most_serious_problem_sets_the_level(changes, level, words, warn):
     verdict = health.pipeline_status(pipeline_facts(**changes))

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from tiny_models import build_model
 
 from lapx_ros.ros.convert import compress_bgr, to_image_msg
-from lapx_ros.runtime.detector import default_detector_path
+from lapx_ros.runtime.detectors.movenet import default_detector_path
 from lapx_ros.runtime.frames import reason_kind
 from lapx_ros.testing.node_client import LSPET, READY, PoseClient, node_command, set_parameters, unique_namespace
 from lapx_ros.testing.ros_processes import RosProcess
@@ -358,7 +358,7 @@ def test_bad_detector_model_falls_back_to_hog_and_says_why(ros_process, model, n
     problem = "file does not exist" if bad == "missing" else "not a loadable ONNX model"
     node = ros_process(*node_command(namespace, model, "mode:=detector", f"detector_model:={path}",
                                      "diagnostics_period:=0.2", *OPEN_THRESHOLDS), ready=READY)
-    assert re.search(rf"detector model '{re.escape(str(path))}': {problem}.*falls back to OpenCV HOG",
+    assert re.search(rf"detector model '{re.escape(str(path))}': {problem}.*falls back to HOG instead of MoveNet",
                      node.output), node.output
     (frame,) = lspet_frames(1)
     with PoseClient(namespace) as client:

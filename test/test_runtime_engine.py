@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from tiny_models import build_model
 
-from lapx_ros.runtime.engine import MAX_BATCH, InferenceError, ModelError, create_engine, openvino_available
+from lapx_ros.runtime.backend import ModelError, openvino_available
+from lapx_ros.runtime.engine import MAX_BATCH, InferenceError, create_engine
 
 BACKENDS = ["onnxruntime"] + (["openvino"] if openvino_available() else [])
 
@@ -100,7 +101,7 @@ def test_openvino_imported_without_its_converter_which_stays_importable():
     if not openvino_available():
         pytest.skip("openvino not installed")
     code = ("import sys\n"
-            "from lapx_ros.runtime.engine import OPENVINO_CONVERTER, import_openvino\n"
+            "from lapx_ros.runtime.backend import OPENVINO_CONVERTER, import_openvino\n"
             "import_openvino().Core()\n"
             "assert OPENVINO_CONVERTER not in sys.modules\n"
             "from openvino.tools.ovc import convert_model\n")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from lapx_ros.ros import params
-from lapx_ros.runtime.detector import DetectorSettings
+from lapx_ros.runtime.detectors import DetectorSettings
 from lapx_ros.runtime.loader import ModelSettings, load_pipeline
 from tiny_models import build_model
 

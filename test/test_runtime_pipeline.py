@@ -7,7 +7,7 @@ import pytest
 from lapx_ros.geometry import CropBatcher, box_iou, box_to_center_size
 from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
-from lapx_ros.runtime.detector import BackgroundDetector
+from lapx_ros.runtime.detectors import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.ros.params import NodeConfig, pipeline_config
 from lapx_ros.runtime.estimator import DUPLICATE_IOU, PoseEstimator, PosePipeline, sanitize_boxes

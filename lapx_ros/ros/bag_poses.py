@@ -197,7 +197,7 @@ class OfflinePoser:
         if loaded.pipeline is None:
             raise ConfigError(f"cannot load the model: {loaded.status.problem}")
         if loaded.status.detector_problem:
-            log(f"{loaded.status.detector_problem}; mode detector falls back to OpenCV HOG")
+            log(f"{loaded.status.detector_problem}; mode detector falls back to {loaded.status.detector_fallback}")
         self.pipeline = loaded.pipeline
         self.depth = None
         if cfg.depth_topic:

@@ -92,7 +92,7 @@ class Diagnostics:
             new_invalid=self._deltas.since_last("dropped_invalid", report["dropped_invalid"]),
             new_with_depth=new_depth[0], new_without_depth=new_depth[1],
             depth_reason=depth_report.last_reason if depth_report else "",
-            detector_problem=model.detector_problem,
+            detector_problem=model.detector_problem, detector_fallback=model.detector_fallback,
             processing_rate_hz=report["processing_rate_hz"], people=report["people"])
 
 

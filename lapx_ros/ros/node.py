@@ -33,7 +33,6 @@ from lapx_ros.ros.messages import finite_poses, locate_in_depth, stamp_seconds
 from lapx_ros.ros.outputs import FramePoses, Outputs
 from lapx_ros.ros.qos_follow import PUBLISHER_CHECK_PERIOD
 from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
-from lapx_ros.runtime.detector import update_person_detector
 from lapx_ros.runtime.engine import InferenceError
 from lapx_ros.runtime.estimator import PosePipeline, sanitize_boxes
 from lapx_ros.runtime.frames import (FrameGate, InOrderWorker, NewestFrameWorker, PipelineStats,
@@ -98,7 +97,7 @@ class PoseNode(LifecycleNode):
         if self.pipeline is not None:
             self.pipeline.config = params.pipeline_config(config)
             if self.pipeline.detector is not None:
-                update_person_detector(self.pipeline.detector.detect, params.detector_settings(config))
+                self.pipeline.detector.detect.update(params.detector_settings(config))
         self.get_logger().info(f"parameters changed: {updates}")
         return SetParametersResult(successful=True)
 
@@ -132,8 +131,7 @@ class PoseNode(LifecycleNode):
         self.model = status
         log.info(f"model {status.path}: {status.summary}; backend {status.engine}")
         if status.detector_problem:
-            log.error(f"{status.detector_problem}; mode detector falls back to OpenCV HOG, which finds "
-                      "upright pedestrians only")
+            log.error(f"{status.detector_problem}; mode detector falls back to {status.detector_fallback}")
         if status.detector:
             log.info(f"detector: {status.detector}")
         self.pipeline = loaded.pipeline
@@ -184,7 +182,7 @@ class PoseNode(LifecycleNode):
         self.outputs = None
         self.pipeline = None
         self.depth = None
-        self.model = dataclasses.replace(self.model, detector="", detector_problem="")
+        self.model = dataclasses.replace(self.model, detector="", detector_problem="", detector_fallback="")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:

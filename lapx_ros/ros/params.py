@@ -20,8 +20,10 @@ from pathlib import Path
 
 from lapx_ros.geometry import JOINTS_BOX_PADDING, PERSON_BOX_PADDING
 from lapx_ros.heatmaps import DECODE_METHODS
-from lapx_ros.runtime.detector import DETECTORS, MOVENET_FILE, MOVENET_SIZES, DetectorSettings
-from lapx_ros.runtime.engine import BACKENDS, MODEL_PRESETS, PRECISIONS
+from lapx_ros.runtime.detectors import DETECTORS, DetectorSettings
+from lapx_ros.runtime.detectors.movenet import MOVENET_FILE, MOVENET_SIZES
+from lapx_ros.runtime.backend import BACKENDS, PRECISIONS
+from lapx_ros.runtime.engine import MODEL_PRESETS
 from lapx_ros.runtime.estimator import MODES, PipelineConfig
 from lapx_ros.runtime.loader import ModelSettings
 from lapx_ros.runtime.smoothing import OneEuroParams
@@ -122,10 +124,9 @@ PARAMETERS = (
           WHO, runtime=True, min=0.0, max=1.0),
     Param("max_people", 5, "most people estimated per frame (highest scores first)", WHO,
           runtime=True, min=1, max=50),
-    Param("detector", "movenet", "built-in detector of mode detector: movenet = MoveNet MultiPose "
-          "(learned; the file set-up installs, or detector_model), hog = OpenCV's HOG people detector "
-          "(upright pedestrians only; also the fallback when the MoveNet file cannot be used)", WHO,
-          choices=DETECTORS),
+    Param("detector", "movenet", "built-in detector of mode detector: "
+          + ", ".join(f"{name} = {kind.summary}" for name, kind in DETECTORS.items()), WHO,
+          choices=tuple(DETECTORS)),
     Param("detector_model", "", f"MoveNet MultiPose ONNX file; empty = {MOVENET_FILE} as set-up "
           "installs it (share/lapx_ros/detectors)", WHO),
     Param("detector_input_size", 384, "MoveNet input: the frame's longer side is scaled to this many "

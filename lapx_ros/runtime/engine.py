@@ -1,14 +1,12 @@
-"""Inference backends for exported LAPX models, behind one small interface.
+"""The pose network of an exported LAPX file: heatmaps for a batch of crops.
 
-A model file is validated once, when it is loaded, so that a wrong file is refused
-with a message naming the file and the problem instead of failing on the first frame.
-ONNX Runtime is always available; OpenVINO is used when importable because it runs
-this network several times faster on x86 CPUs.
+The file is validated once, when it is loaded (its metadata against its input and output
+shapes, then a dry run), so that a wrong file is refused with a message naming the file
+and the problem instead of failing on the first frame. It runs on the package's one
+inference backend (``runtime.backend``).
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -16,48 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from lapx_ros.metadata import METADATA_KEY, ModelMetadata
+from lapx_ros.runtime.backend import ModelError, Network, load_network
 
-BACKENDS = ("auto", "onnxruntime", "openvino")
 # Crops per network call at most (Engine.infer splits larger batches).
 MAX_BATCH = 4
-PRECISIONS = ("auto", "f32", "bf16")
-
-
-class ModelError(Exception):
-    """The model file cannot be used; the message names the file and the reason."""
-
-    def __init__(self, path: str, problem: str):
-        super().__init__(f"model {path!r}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 class InferenceError(RuntimeError):
     """The network produced unusable output (NaN/Inf, wrong shape)."""
-
-
-def openvino_available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-OPENVINO_CONVERTER = "openvino.tools.ovc"
-
-
-def import_openvino():
-    """``import openvino`` without its model converter.
-
-    openvino's ``__init__`` also imports ``convert_model`` when it can (TensorFlow frontend,
-    telemetry, http/ssl): 14 MB of resident memory in a node that only compiles ONNX files.
-    The converter is hidden during that import only, so it can still be imported later.
-    """
-    if "openvino" in sys.modules:
-        return sys.modules["openvino"]
-    sys.modules[OPENVINO_CONVERTER] = None  # makes openvino's optional import of it fail
-    try:
-        import openvino
-    finally:
-        del sys.modules[OPENVINO_CONVERTER]
-    return openvino
 
 
 def _check_dims(path: str, what: str, shape, expected) -> None:
@@ -69,16 +33,6 @@ def _check_dims(path: str, what: str, shape, expected) -> None:
         if want is not None and got is not None and got != want:
             raise ModelError(path, f"{what} dim {axis} is {got}, expected {want} "
                                    f"(shape {list(shape)})")
-
-
-def check_file(path: str) -> None:
-    """ModelError unless ``path`` names a non-empty file."""
-    if not path:
-        raise ModelError(path, "no model file given")
-    if not os.path.isfile(path):
-        raise ModelError(path, "file does not exist")
-    if os.path.getsize(path) == 0:
-        raise ModelError(path, "file is empty")
 
 
 def validate_model(path: str, metadata_json: str | None, inputs: dict, outputs: dict) -> ModelMetadata:
@@ -102,54 +56,6 @@ def validate_model(path: str, metadata_json: str | None, inputs: dict, outputs: 
     _check_dims(path, "input", inputs[meta.input_name], (None, 3, h, w))
     _check_dims(path, "output", outputs[meta.output_name], (None, meta.num_joints, h // s, w // s))
     return meta
-
-
-# --- session creation, shared with other networks (lapx_ros.runtime.detector) -----------
-def onnxruntime_session(path: str, threads: int):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads that sleep when idle
-    (spinning ones slow whichever other network runs next on a small CPU); ModelError
-    ("not a loadable ONNX model (...)") when the file cannot be read."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several private exception types
-        text = str(exc).strip()
-        raise ModelError(path, "not a loadable ONNX model "
-                               f"({text.splitlines()[0] if text else type(exc).__name__})") from None
-
-
-def onnxruntime_shapes(tensors) -> dict:
-    """Tensor name -> shape of an ORT session's inputs or outputs (None = dynamic)."""
-    return {t.name: [d if isinstance(d, int) and d > 0 else None for d in t.shape] for t in tensors}
-
-
-def openvino_read_model(core, path: str):
-    """``core.read_model(path)``; ModelError ("not a loadable ONNX model (...)") on failure."""
-    try:
-        return core.read_model(path)
-    except Exception as exc:
-        raise ModelError(path, f"not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
-
-
-def openvino_shapes(ports) -> dict:
-    """Tensor name -> shape of an OpenVINO model's inputs or outputs (None = dynamic)."""
-    return {name: [d.get_length() if d.is_static else None for d in p.get_partial_shape()]
-            for p in ports for name in p.get_names()}
-
-
-def openvino_config(threads: int, precision: str) -> dict:
-    """CPU compile settings: latency hint, ``threads``, and the precision unless auto."""
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-    if precision != "auto":
-        config["INFERENCE_PRECISION_HINT"] = precision
-    return config
 
 
 class Engine(ABC):
@@ -210,101 +116,39 @@ class Engine(ABC):
             raise ModelError(self.path, f"inference failed: {exc}") from None
 
 
-class OnnxRuntimeEngine(Engine):
-    name = "onnxruntime"
+class NetworkEngine(Engine):
+    """The pose network of a file, on a backend network."""
 
-    def __init__(self, path: str, threads: int):
-        import onnxruntime as ort
+    def __init__(self, network: Network, metadata: ModelMetadata):
+        super().__init__(network.path, metadata)
+        self.network = network
+        self.name = network.name
 
-        session = onnxruntime_session(path, threads)
-        meta = validate_model(path, session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
-                              onnxruntime_shapes(session.get_inputs()),
-                              onnxruntime_shapes(session.get_outputs()))
-        super().__init__(path, meta)
-        self._session = session
-        self._threads = threads
-        self._version = ort.__version__
+    @property
+    def precision(self) -> str:
+        return self.network.precision
 
     def _run(self, batch):
-        return self._session.run([self.metadata.output_name],
-                                 {self.metadata.input_name: batch})[0]
+        return self.network.run(batch)
 
     @property
     def description(self):
-        return f"onnxruntime {self._version} (fp32, {self._threads} threads)"
-
-
-class OpenVinoEngine(Engine):
-    name = "openvino"
-
-    def __init__(self, path: str, threads: int, precision: str):
-        ov = import_openvino()
-        core = ov.Core()
-        model = openvino_read_model(core, path)
-        key = ["framework", METADATA_KEY]  # where OpenVINO keeps ONNX metadata_props
-        meta_json = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
-        meta = validate_model(path, meta_json, openvino_shapes(model.inputs),
-                              openvino_shapes(model.outputs))
-        super().__init__(path, meta)
-        self._compiled = core.compile_model(model, "CPU", openvino_config(threads, precision))
-        self._request = self._compiled.create_infer_request()
-        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self._threads = threads
-        self._version = ov.__version__.split("-")[0]
-
-    def _run(self, batch):
-        self._request.infer({0: batch})
-        return self._request.get_output_tensor(0).data.copy()
-
-    @property
-    def description(self):
-        return f"openvino {self._version} ({self.precision}, {self._threads} threads)"
+        return self.network.description
 
 
 def create_engine(path: str, backend: str = "auto", threads: int = 2,
                   precision: str = "auto", log=None) -> Engine:
-    """Load and validate ``path`` on the requested backend.
+    """Load and validate ``path`` on the requested backend (``backend.load_network``: for
+    ``auto`` OpenVINO when installed, ONNX Runtime when OpenVINO cannot run the file). A
+    file that is wrong in itself (metadata, shapes) is refused whatever the backend."""
 
-    ``auto`` takes OpenVINO when it is installed and falls back to ONNX Runtime (with a
-    message through ``log``) when OpenVINO cannot run the model. A file that is wrong
-    in itself (metadata, shapes) is refused whatever the backend.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    check_file(path)
-
-    def checked(engine: Engine) -> Engine:
+    def validated(network: Network) -> Engine:
+        meta = validate_model(path, network.metadata(METADATA_KEY), network.inputs, network.outputs)
+        engine = NetworkEngine(network, meta)
         engine.check()
         return engine
 
-    return load_with_fallback(path, backend, lambda: checked(OpenVinoEngine(path, threads, precision)),
-                              lambda: checked(OnnxRuntimeEngine(path, threads)), log)
-
-
-def load_with_fallback(path: str, backend: str, load_openvino, load_onnxruntime, log=None,
-                       error=ModelError, what: str = ""):
-    """The backend choice every network of the package shares: OpenVINO when asked or, for
-    ``auto``, when installed; ``auto`` falls back to ONNX Runtime (said through ``log``) when
-    OpenVINO cannot read, compile or run the file, while a file wrong in itself
-    (a ``error`` other than "not a loadable ...") is refused whatever the backend."""
-    if backend == "openvino" and not openvino_available():
-        raise error(path, "backend 'openvino' requested but openvino is not installed")
-    if backend in ("auto", "openvino") and openvino_available():
-        try:
-            return load_openvino()
-        except ModelError as exc:
-            if backend == "openvino" or not exc.problem.startswith("not a loadable"):
-                raise
-            reason = exc.problem
-        except Exception as exc:  # OpenVINO could not compile or run it
-            if backend == "openvino":
-                raise error(path, f"openvino cannot run it: {exc}") from None
-            reason = str(exc)
-        if log:
-            log(f"openvino cannot use {what}{path!r} ({reason}); trying onnxruntime")
-    return load_onnxruntime()
+    return load_network(path, backend, threads, precision, validated, log)
 
 
 # The shipped models, by preset: the default balances speed and accuracy; the accurate

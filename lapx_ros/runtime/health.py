@@ -113,6 +113,7 @@ class PipelineFacts:
     new_without_depth: int
     depth_reason: str  # why the last frame without depth went without
     detector_problem: str  # why the detector asked for is not the one that runs
+    detector_fallback: str  # with a detector_problem: what runs instead ("HOG instead of MoveNet")
     processing_rate_hz: float
     people: int
 
@@ -141,5 +142,5 @@ def pipeline_status(facts: PipelineFacts) -> Verdict:
         return Verdict(WARN, (f"no depth for the last {facts.new_without_depth} frame(s), "
                               f"poses without 3D: {facts.depth_reason}"))
     if facts.detector_problem:
-        return Verdict(WARN, f"detector: HOG instead of MoveNet: {facts.detector_problem}")
+        return Verdict(WARN, f"detector: {facts.detector_fallback}: {facts.detector_problem}")
     return Verdict(OK, f"{facts.processing_rate_hz:.1f} Hz, {facts.people} people")

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lapx_ros.runtime.detector import (
-    BackgroundDetector,
-    DetectorSettings,
-    create_person_detector,
-)
-from lapx_ros.runtime.engine import ModelError, create_engine, default_model_path
+from lapx_ros.runtime.backend import ModelError
+from lapx_ros.runtime.detectors import BackgroundDetector, DetectorSettings, create_person_detector, fallback_text
+from lapx_ros.runtime.engine import create_engine, default_model_path
 from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline
 
 
@@ -36,6 +33,7 @@ class ModelStatus:
     summary: str = ""  # the file's joint layout and input size
     detector: str = ""  # mode detector: the detector that runs
     detector_problem: str = ""  # why the detector asked for is not the one that runs
+    detector_fallback: str = ""  # with a detector_problem: what runs instead ("HOG instead of MoveNet")
 
 
 @dataclass
@@ -60,14 +58,16 @@ def load_pipeline(model: ModelSettings, config: PipelineConfig, detector: Detect
                                model.threads, model.precision, log=notes.append)
     except (ModelError, ValueError) as exc:
         return LoadedPipeline(None, ModelStatus(problem=str(exc)), notes)
-    background, detector_text, detector_problem = None, "", ""
+    background, detector_text, detector_problem, detector_fallback = None, "", "", ""
     if detector is not None:
         detect, detector_problem = create_person_detector(detector, log=notes.append)
         background = BackgroundDetector(detect, synchronous=synchronous_detector)
         detector_text = detect.description
+        detector_fallback = fallback_text(detector) if detector_problem else ""
     meta = engine.metadata
     status = ModelStatus(path=path, engine=engine.description,
                          summary=(f"{meta.layout_name} {meta.num_joints} joints, input "
                                   f"{meta.input_width}x{meta.input_height}"),
-                         detector=detector_text, detector_problem=detector_problem)
+                         detector=detector_text, detector_problem=detector_problem,
+                         detector_fallback=detector_fallback)
     return LoadedPipeline(PosePipeline(PoseEstimator(engine), config, background), status, notes)

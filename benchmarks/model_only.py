@@ -90,7 +90,8 @@ def pipeline_times(engine, scenes, scenario: str, frames_count: int, hold: int, 
                    budget_s: float = 4.0) -> list[float]:
     """ms per frame of PosePipeline.process as the node calls it (default parameters)."""
     from lapx_ros.ros.params import NodeConfig, pipeline_config
-    from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
+    from lapx_ros.runtime.estimator import PoseEstimator
+    from lapx_ros.runtime.pipeline import PosePipeline
 
     frames, boxes, _ = scenes[scenario]
     mode = "single" if scenario == "1_person" else "boxes"

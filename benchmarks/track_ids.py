@@ -24,7 +24,8 @@ import numpy as np
 from lapx_ros.ros.params import NodeConfig, pipeline_config
 from lapx_ros.runtime.detectors.hog import HogPersonDetector
 from lapx_ros.runtime.engine import create_engine, default_model_path
-from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
+from lapx_ros.runtime.estimator import PoseEstimator
+from lapx_ros.runtime.pipeline import PosePipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -289,7 +289,8 @@ def test_pipeline_takes_movenet_detections(fake_movenet, tmp_path):
 
     from lapx_ros.ros import params
     from lapx_ros.runtime.engine import create_engine
-    from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
+    from lapx_ros.runtime.estimator import PoseEstimator
+    from lapx_ros.runtime.pipeline import PosePipeline
 
     engine = create_engine(build_model(tmp_path / "pose.onnx", input_size=(64, 64)), "onnxruntime", 1)
     cfg = params.NodeConfig(mode="detector", detector_interval=1, person_threshold=0.0,

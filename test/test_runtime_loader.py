@@ -7,6 +7,7 @@ from lapx_ros.runtime.loader import ModelSettings, load_pipeline
 from tiny_models import build_model
 
 CONFIG = params.pipeline_config(params.NodeConfig())
+DETECTOR_CONFIG = params.pipeline_config(params.NodeConfig(mode="detector"))
 
 
 def test_a_model_file_becomes_a_pipeline_with_its_description(tmp_path):
@@ -29,11 +30,18 @@ def test_detector_falls_back_to_hog_and_says_why(tmp_path):
     broken = tmp_path / "movenet.onnx"
     broken.write_bytes(b"not a model")
     loaded = load_pipeline(ModelSettings(path=build_model(tmp_path / "tiny.onnx"), backend="onnxruntime"),
-                           CONFIG, DetectorSettings(model=str(broken)), synchronous_detector=True)
+                           DETECTOR_CONFIG, DetectorSettings(model=str(broken)), synchronous_detector=True)
     detector = loaded.pipeline.detector
     assert detector is not None and detector.synchronous
     assert loaded.status.detector.startswith("hog") and str(broken) in loaded.status.detector_problem
+    assert loaded.status.detector_fallback == "HOG instead of MoveNet"
     assert loaded.notes  # the fallbacks on the way, for the caller's log
+
+
+def test_the_detector_is_built_only_for_a_mode_that_runs_one(tmp_path):
+    loaded = load_pipeline(ModelSettings(path=build_model(tmp_path / "tiny.onnx"), backend="onnxruntime"),
+                           CONFIG, DetectorSettings(kind="hog"))
+    assert loaded.pipeline.detector is None and loaded.status.detector == ""
 
 
 def test_node_parameters_name_the_model_settings():

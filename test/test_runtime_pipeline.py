@@ -10,7 +10,10 @@ from lapx_ros.metadata import ModelMetadata
 from lapx_ros.runtime.detectors import BackgroundDetector
 from lapx_ros.runtime.engine import Engine, InferenceError
 from lapx_ros.ros.params import NodeConfig, pipeline_config
-from lapx_ros.runtime.estimator import DUPLICATE_IOU, PoseEstimator, PosePipeline, sanitize_boxes
+from lapx_ros.runtime.estimator import PoseEstimator, sanitize_boxes
+from lapx_ros.runtime import modes
+from lapx_ros.runtime.modes import DUPLICATE_IOU
+from lapx_ros.runtime.pipeline import PosePipeline
 
 META = ModelMetadata.for_layout(MPII_16, 128, 96)
 
@@ -373,7 +376,7 @@ def test_a_known_person_stays_published_through_dips_below_person_threshold():
     """Confirm at 0.6, keep down to 0.3: half the joints (score ~0.45) keep the id and
     the report; three joints (~0.17) are a miss, and the id survives it."""
     _, pipe = pipeline(mode="boxes", person_threshold=0.6, person_keep_margin=0.3)
-    assert pipe.tracker.confirm_frames == 1
+    assert pipe.tracker.settings.confirm_frames == 1
     box = np.array([[160, 50, 240, 190]])
     half, few = set(range(0, 16, 2)), {6, 7, 8}
 
@@ -415,3 +418,36 @@ def test_mode_single_and_person_threshold_0_report_a_new_person_at_once(mode, th
                                 person_threshold=threshold)
     assert pipe.config.track_confirm_frames == 2
     assert [p.track_id for p in pipe.process(frame_with_person(200, 120), 0.0)] == [1]
+
+
+class WholeFrameMode:
+    """A mode added by one row: the whole frame as one person's box, every frame."""
+
+    summary = "the whole frame as one person"
+    takes_boxes = False
+    runs_detector = False
+    reports_at_once = True
+
+    def reset(self):
+        pass
+
+    def look(self, pipeline, frame, boxes, box_scores):
+        h, w = frame.shape[:2]
+        return pipeline.estimate(frame, [np.array([0.0, 0.0, w, h])], 1.0)
+
+
+def test_a_mode_added_by_one_row_runs_inside_the_pipeline(monkeypatch):
+    monkeypatch.setitem(modes.MODES, "whole", WholeFrameMode)
+    engine = MarkerEngine()
+    pipe = PosePipeline(PoseEstimator(engine), settings(mode="whole", person_threshold=0.01))
+    assert pipe.tracker.settings.confirm_frames == 1  # it reports at once, whatever track_confirm_frames
+    for k in range(2):
+        poses = pipe.process(frame_with_person(200, 120), 0.1 * k)
+        assert [p.track_id for p in poses] == [1]
+    assert engine.batches == [1, 1]
+    assert np.abs(poses[0].keypoints - (FIGURE + (200, 120))).max() < 24
+
+
+def test_an_unknown_mode_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"mode must be one of \['single', 'boxes', 'detector'\], got 'crowd'"):
+        PosePipeline(PoseEstimator(MarkerEngine()), settings(mode="crowd"))

@@ -11,7 +11,8 @@ from lapx_ros.layouts import MPII_16
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.ros.params import NodeConfig, pipeline_config
 from lapx_ros.runtime.engine import Engine
-from lapx_ros.runtime.estimator import PoseEstimator, PosePipeline
+from lapx_ros.runtime.estimator import PoseEstimator
+from lapx_ros.runtime.pipeline import PosePipeline
 from lapx_ros.runtime.frames import NewestFrameWorker, PipelineStats
 from lapx_ros.topdown import FIRST_REFINEMENT_PADDING, TopDownPredictor
 

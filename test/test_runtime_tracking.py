@@ -5,11 +5,11 @@ import pytest
 from lapx_ros.geometry import box_iou
 from lapx_ros.runtime.frames import DropCounter, FrameGate, PipelineStats
 from lapx_ros.runtime.smoothing import OneEuroFilter, OneEuroParams, PoseSmoother
-from lapx_ros.runtime.tracking import Tracker
+from lapx_ros.runtime.tracking import Tracker, TrackerSettings
 
 
 def test_ids_follow_moving_people_and_survive_occlusion():
-    tracker = Tracker(match_threshold=0.3, max_missed=3, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.3, max_missed=3, keypoint_threshold=0.2))
     a, b = np.array([0, 0, 50, 100.0]), np.array([200, 0, 250, 100.0])
     assert tracker.update([a, b]) == [1, 2]
     assert tracker.update([b + 5, a + 5]) == [2, 1]  # order does not matter
@@ -19,7 +19,7 @@ def test_ids_follow_moving_people_and_survive_occlusion():
 
 
 def test_lost_track_gets_a_new_id_and_ids_are_not_reused():
-    tracker = Tracker(match_threshold=0.3, max_missed=1, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.3, max_missed=1, keypoint_threshold=0.2))
     box = np.array([0, 0, 50, 100.0])
     assert tracker.update([box]) == [1]
     tracker.update([])
@@ -30,7 +30,7 @@ def test_lost_track_gets_a_new_id_and_ids_are_not_reused():
 
 
 def test_keypoint_similarity_matches_when_boxes_do_not_overlap_much():
-    tracker = Tracker(match_threshold=0.5, max_missed=15, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.5, max_missed=15, keypoint_threshold=0.2))
     kps = np.array([[10.0, 10.0], [40.0, 90.0]])
     conf = np.array([0.9, 0.9])
     tracker.update([np.array([0, 0, 50, 100.0])], [kps], [conf])
@@ -43,7 +43,7 @@ def hysteresis_tracker(**changes):
     """Confirm at 0.5, keep down to 0.3, as the pipeline sets it up."""
     settings = dict(match_threshold=0.3, max_missed=3, keypoint_threshold=0.2,
                     confirm_threshold=0.5, keep_threshold=0.3, confirm_frames=1)
-    return Tracker(**{**settings, **changes})
+    return Tracker(TrackerSettings(**{**settings, **changes}))
 
 
 def test_confirmed_person_keeps_its_id_through_dips_below_the_confirm_threshold():
@@ -86,7 +86,7 @@ def test_confirmation_over_frames_and_spurious_detections_cost_no_id():
 
 
 def test_a_hidden_walker_is_found_where_its_motion_takes_it():
-    tracker = Tracker(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2))
     box, step = np.array([0, 0, 40, 100.0]), np.array([15.0, 0, 15.0, 0])
     for k in range(4):
         assert tracker.update([box + k * step]) == [1]
@@ -99,7 +99,7 @@ def test_a_hidden_walker_is_found_where_its_motion_takes_it():
 
 
 def test_a_person_who_stopped_while_hidden_is_found_where_it_was_last_seen():
-    tracker = Tracker(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.3, max_missed=5, keypoint_threshold=0.2))
     box, step = np.array([0, 0, 40, 100.0]), np.array([15.0, 0, 15.0, 0])
     for k in range(4):
         tracker.update([box + k * step])
@@ -111,7 +111,7 @@ def test_a_person_who_stopped_while_hidden_is_found_where_it_was_last_seen():
 def test_crossing_people_keep_their_ids():
     """A walks right, B walks left on the same line; B is hidden behind A while they
     cross and comes out on the other side, where A's last sighting lies."""
-    tracker = Tracker(match_threshold=0.3, max_missed=8, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.3, max_missed=8, keypoint_threshold=0.2))
     box = np.array([0, 0, 40, 100.0])
     step = np.array([10.0, 0, 10.0, 0])
     b0 = box + 20 * step
@@ -126,7 +126,7 @@ def test_crossing_people_keep_their_ids():
 
 
 def test_keypoints_follow_the_track_velocity():
-    tracker = Tracker(match_threshold=0.5, max_missed=5, keypoint_threshold=0.2)
+    tracker = Tracker(TrackerSettings(match_threshold=0.5, max_missed=5, keypoint_threshold=0.2))
     kps = np.array([[10.0, 10.0], [30.0, 50.0], [20.0, 90.0]])
     conf = np.full(3, 0.9)
     box = np.array([10.0, 10.0, 30.0, 90.0])

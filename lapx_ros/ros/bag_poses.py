@@ -183,14 +183,15 @@ class OfflinePoser:
         from lapx_ros.runtime.depth import DepthStream, torso_joints
         from lapx_ros.runtime.frames import FrameGate
         from lapx_ros.runtime.loader import load_pipeline
+        from lapx_ros.runtime.modes import MODES, mode_class
 
         cfg = self.config = config
-        if cfg.mode == "boxes":
-            raise ConfigError("mode boxes is not supported offline (person boxes from another node "
-                              "are not read from bags yet): use mode single or detector")
+        if mode_class(cfg.mode).takes_boxes:
+            offline = " or ".join(name for name, mode in MODES.items() if not mode.takes_boxes)
+            raise ConfigError(f"mode {cfg.mode} is not supported offline (person boxes from another node "
+                              f"are not read from bags yet): use mode {offline}")
         loaded = load_pipeline(params.model_settings(cfg), params.pipeline_config(cfg),
-                               params.detector_settings(cfg) if cfg.mode == "detector" else None,
-                               synchronous_detector=True)
+                               params.detector_settings(cfg), synchronous_detector=True)
         for text in loaded.notes:
             log(text)
         self.status = loaded.status

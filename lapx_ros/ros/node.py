@@ -34,10 +34,11 @@ from lapx_ros.ros.outputs import FramePoses, Outputs
 from lapx_ros.ros.qos_follow import PUBLISHER_CHECK_PERIOD
 from lapx_ros.runtime.depth import DepthSettings, DepthStream, torso_joints
 from lapx_ros.runtime.engine import InferenceError
-from lapx_ros.runtime.estimator import PosePipeline, sanitize_boxes
+from lapx_ros.runtime.estimator import sanitize_boxes
 from lapx_ros.runtime.frames import (FrameGate, InOrderWorker, NewestFrameWorker, PipelineStats,
                                      StampBuffer, reason_kind)
 from lapx_ros.runtime.loader import ModelStatus, load_pipeline
+from lapx_ros.runtime.pipeline import PosePipeline
 from lapx_ros.runtime.throttle import WarningThrottle
 
 
@@ -117,7 +118,7 @@ class PoseNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         cfg, log = self.config, self.get_logger()
         loaded = load_pipeline(params.model_settings(cfg), params.pipeline_config(cfg),
-                               params.detector_settings(cfg) if cfg.mode == "detector" else None)
+                               params.detector_settings(cfg))
         status = loaded.status
         if loaded.pipeline is None:
             if status.problem != self.model.problem:  # retries on one problem stay quiet
@@ -158,7 +159,7 @@ class PoseNode(LifecycleNode):
         self.gate.forget()
         self.worker.start()
         self.depth_waits.start()
-        self.inputs.open(cfg, self.depth, self.box_buffer if cfg.mode == "boxes" else None)
+        self.inputs.open(cfg, self.depth, self.box_buffer if self.pipeline.mode.takes_boxes else None)
         self.active = True
         depth = ""
         if self.depth is not None:
@@ -228,7 +229,7 @@ class PoseNode(LifecycleNode):
         except ImageConversionError as exc:
             return self._drop(str(exc))
         boxes = scores = None
-        if cfg.mode == "boxes":
+        if self.pipeline.mode.takes_boxes:
             boxes, scores = self._boxes_for(stamp, frame.shape[1], frame.shape[0])
         try:
             poses = self.pipeline.process(frame, stamp, boxes, scores)

@@ -24,7 +24,8 @@ from lapx_ros.runtime.detectors import DETECTORS, DetectorSettings
 from lapx_ros.runtime.detectors.movenet import MOVENET_FILE, MOVENET_SIZES
 from lapx_ros.runtime.backend import BACKENDS, PRECISIONS
 from lapx_ros.runtime.engine import MODEL_PRESETS
-from lapx_ros.runtime.estimator import MODES, PipelineConfig
+from lapx_ros.runtime.modes import MODES
+from lapx_ros.runtime.pipeline import PipelineConfig
 from lapx_ros.runtime.loader import ModelSettings
 from lapx_ros.runtime.smoothing import OneEuroParams
 from lapx_ros.topdown import SEARCH_PASSES
@@ -114,8 +115,8 @@ PARAMETERS = (
     Param("max_stamp_future", 1.0, "frames stamped more than this many seconds ahead of the node's "
           "clock are dropped", INPUT, runtime=True, min=0.0, max=3600.0),
     # --- who to look at ---
-    Param("mode", "single", "single = one person followed over frames; boxes = person boxes from "
-          "boxes_topic; detector = the built-in person detector (parameter detector)", WHO, choices=MODES),
+    Param("mode", "single", "; ".join(f"{name} = {mode.summary}" for name, mode in MODES.items()), WHO,
+          choices=tuple(MODES)),
     Param("boxes_topic", "person_boxes", "person boxes (vision_msgs/Detection2DArray when installed, "
           "else lapx_ros/HumanPoseArray) for mode boxes", WHO),
     Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp", WHO,

@@ -1,5 +1,5 @@
 """The pose pipeline the node runs, built from plain settings: the model file (or the
-shipped file of a preset) on an engine and, in mode detector, the built-in person
+shipped file of a preset) on an engine and, in a mode that runs one, the built-in person
 detector on a thread of its own. No ROS here, so that a tool can build exactly the
 node's pipeline without starting a node."""
 from __future__ import annotations
@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from lapx_ros.runtime.backend import ModelError
 from lapx_ros.runtime.detectors import BackgroundDetector, DetectorSettings, create_person_detector, fallback_text
 from lapx_ros.runtime.engine import create_engine, default_model_path
-from lapx_ros.runtime.estimator import PipelineConfig, PoseEstimator, PosePipeline
+from lapx_ros.runtime.estimator import PoseEstimator
+from lapx_ros.runtime.modes import mode_class
+from lapx_ros.runtime.pipeline import PipelineConfig, PosePipeline
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,10 @@ class LoadedPipeline:
 
 def load_pipeline(model: ModelSettings, config: PipelineConfig, detector: DetectorSettings | None = None,
                   synchronous_detector: bool = False) -> LoadedPipeline:
-    """The pipeline of ``config`` on the network of ``model``; with ``detector`` settings
-    also the built-in detector (synchronous: it runs inside the frame that asks for it,
-    for offline measurements). A file that cannot be used is a status, not an exception."""
+    """The pipeline of ``config`` on the network of ``model``; when the config's mode runs
+    a detector, also the built-in detector of ``detector`` (synchronous: it runs inside
+    the frame that asks for it, for offline measurements). A file that cannot be used is
+    a status, not an exception."""
     notes: list[str] = []
     try:
         path = model.path or default_model_path(model.preset)
@@ -59,7 +62,7 @@ def load_pipeline(model: ModelSettings, config: PipelineConfig, detector: Detect
     except (ModelError, ValueError) as exc:
         return LoadedPipeline(None, ModelStatus(problem=str(exc)), notes)
     background, detector_text, detector_problem, detector_fallback = None, "", "", ""
-    if detector is not None:
+    if detector is not None and mode_class(config.mode).runs_detector:
         detect, detector_problem = create_person_detector(detector, log=notes.append)
         background = BackgroundDetector(detect, synchronous=synchronous_detector)
         detector_text = detect.description

@@ -7,7 +7,7 @@ looked for where it should be now, and also where it was last seen (a person who
 stopped while hidden).
 
 Ids are handed out only when a track is confirmed: ``confirm_frames`` frames in a row
-at or above ``confirm_threshold`` (mean joint confidence). A confirmed track keeps its id
+at or above ``confirm_threshold`` (mean joint confidence; both in ``TrackerSettings``). A confirmed track keeps its id
 while its person stays at or above ``keep_threshold`` (lower: hysteresis); frames
 without a match, or below ``keep_threshold``, are misses, and a track ends after more
 than ``max_missed`` of them in a row. An unconfirmed track ends at its first miss, so a
@@ -81,22 +81,26 @@ class Track:
         return None if self.keypoints is None else self.keypoints + self.shift(frames_ahead)
 
 
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How the tracker decides. With the defaults of ``confirm_threshold``,
+    ``keep_threshold`` and ``confirm_frames`` every person is reported from its first
+    frame."""
+
+    match_threshold: float  # box IoU / keypoint similarity a person needs to keep a track
+    max_missed: int  # misses in a row a confirmed track survives
+    keypoint_threshold: float  # a joint below it counts as not seen
+    confirm_threshold: float = 0.0
+    keep_threshold: float = 0.0
+    confirm_frames: int = 1
+
+
 class Tracker:
-    """Assigns ids to the people found in successive frames.
+    """Assigns ids to the people found in successive frames. ``settings`` may be replaced
+    between frames (the tracks stay)."""
 
-    With the defaults of ``confirm_threshold``, ``keep_threshold`` and
-    ``confirm_frames`` every person is reported from its first frame.
-    """
-
-    def __init__(self, match_threshold: float, max_missed: int, keypoint_threshold: float,
-                 confirm_threshold: float = 0.0, keep_threshold: float = 0.0,
-                 confirm_frames: int = 1):
-        self.match_threshold = match_threshold
-        self.max_missed = max_missed
-        self.keypoint_threshold = keypoint_threshold
-        self.confirm_threshold = confirm_threshold
-        self.keep_threshold = keep_threshold
-        self.confirm_frames = confirm_frames
+    def __init__(self, settings: TrackerSettings):
+        self.settings = settings
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -114,7 +118,7 @@ class Tracker:
             if keypoints is not None and track.keypoints is not None:
                 sim = max(sim, keypoint_similarity(
                     track.keypoints + shift, track.confidences, keypoints, confidences,
-                    max(box_size(track.box), box_size(box)), self.keypoint_threshold))
+                    max(box_size(track.box), box_size(box)), self.settings.keypoint_threshold))
             best = max(best, weight * sim)
             if not track.velocity.any():
                 break
@@ -134,7 +138,7 @@ class Tracker:
         for ti, track in enumerate(self.tracks):
             for di in range(n):
                 sim = self.similarity(track, boxes[di], keypoints[di], confidences[di])
-                if sim >= self.match_threshold:
+                if sim >= self.settings.match_threshold:
                     pairs.append((sim * MISSED_RANK_FACTOR ** track.missed, ti, di))
         match: dict[int, int] = {}
         taken = set()
@@ -146,7 +150,7 @@ class Tracker:
         survivors = []
         for ti, track in enumerate(self.tracks):
             di = match.get(ti)
-            needed = self.keep_threshold if track.track_id else self.confirm_threshold
+            needed = self.settings.keep_threshold if track.track_id else self.settings.confirm_threshold
             if di is not None and scores[di] >= needed:
                 self._observe(track, boxes[di], keypoints[di], confidences[di])
                 self._confirm(track)
@@ -155,10 +159,10 @@ class Tracker:
                 continue
             # A miss; a matched person below the threshold is this track's, not a new one.
             track.missed += 1
-            if track.track_id and track.missed <= self.max_missed:
+            if track.track_id and track.missed <= self.settings.max_missed:
                 survivors.append(track)
         for di in range(n):
-            if di in taken or scores[di] < self.confirm_threshold:
+            if di in taken or scores[di] < self.settings.confirm_threshold:
                 continue
             track = Track(0, boxes[di], keypoints[di], confidences[di], np.zeros(2))
             self._confirm(track)
@@ -168,7 +172,7 @@ class Tracker:
         return ids
 
     def _confirm(self, track: Track) -> None:
-        if not track.track_id and track.hits >= self.confirm_frames:
+        if not track.track_id and track.hits >= self.settings.confirm_frames:
             track.track_id = self._next_id
             self._next_id += 1
 
@@ -189,8 +193,8 @@ class Tracker:
         """Median displacement of the joints seen in both sightings (the box centre's
         when fewer than two are)."""
         if keypoints is not None and track.keypoints is not None:
-            seen = ((np.asarray(track.confidences) >= self.keypoint_threshold)
-                    & (np.asarray(confidences) >= self.keypoint_threshold))
+            seen = ((np.asarray(track.confidences) >= self.settings.keypoint_threshold)
+                    & (np.asarray(confidences) >= self.settings.keypoint_threshold))
             if seen.sum() >= 2:
                 return np.median(keypoints[seen] - track.keypoints[seen], axis=0)
         return (box[:2] + box[2:]) / 2.0 - (track.box[:2] + track.box[2:]) / 2.0

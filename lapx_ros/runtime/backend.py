@@ -13,6 +13,7 @@ import importlib.util
 import os
 import sys
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import numpy as np
@@ -64,6 +65,21 @@ def check_file(path: str) -> None:
         raise ModelError(path, "file does not exist")
     if os.path.getsize(path) == 0:
         raise ModelError(path, "file is empty")
+
+
+def installed_file(folder: str, name: str) -> str:
+    """The network file ``name`` in ``folder`` (models, detectors) of a source checkout,
+    else of the package's share folder (an ament install's, or this Python prefix's, where
+    set-up puts it); "" when it is found nowhere."""
+    folders = [Path(__file__).resolve().parents[2] / folder]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        folders.append(Path(get_package_share_directory("lapx_ros")) / folder)
+    except Exception:  # not installed through ament, or ament_index absent
+        pass
+    folders.append(Path(sys.prefix) / "share" / "lapx_ros" / folder)
+    return next((str(f / name) for f in folders if (f / name).is_file()), "")
 
 
 def _first_line(exc: Exception) -> str:

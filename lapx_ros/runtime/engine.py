@@ -7,14 +7,12 @@ inference backend (``runtime.backend``).
 """
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 
 from lapx_ros.metadata import METADATA_KEY, ModelMetadata
-from lapx_ros.runtime.backend import ModelError, Network, load_network
+from lapx_ros.runtime.backend import ModelError, Network, installed_file, load_network
 
 # Crops per network call at most (Engine.infer splits larger batches).
 MAX_BATCH = 4
@@ -161,16 +159,4 @@ def default_model_path(preset: str = "default") -> str:
     installed package's share folder. Returns "" when it is found nowhere."""
     if preset not in MODEL_PRESETS:
         raise ValueError(f"model preset must be one of {list(MODEL_PRESETS)}, got {preset!r}")
-    package_dir = Path(__file__).resolve().parents[1]
-    folders = [package_dir.parent / "models"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        folders.append(Path(get_package_share_directory("lapx_ros")) / "models")
-    except Exception:  # not installed through ament, or ament_index absent
-        pass
-    folders.append(Path(sys.prefix) / "share" / "lapx_ros" / "models")
-    for folder in folders:
-        if (folder / MODEL_PRESETS[preset]).is_file():
-            return str(folder / MODEL_PRESETS[preset])
-    return ""
+    return installed_file("models", MODEL_PRESETS[preset])

@@ -5,14 +5,13 @@ inference backend (OpenVINO or ONNX Runtime)."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from lapx_ros.geometry import letterbox, non_max_suppression
-from lapx_ros.runtime.backend import BACKENDS, PRECISIONS, ModelError, Network, load_network
+from lapx_ros.runtime.backend import BACKENDS, PRECISIONS, ModelError, Network, installed_file, load_network
 from lapx_ros.runtime.detectors.base import DetectorModelError, Detections, DetectorSettings
 
 MOVENET_FILE = "movenet-multipose-lightning.onnx"
@@ -27,19 +26,8 @@ MOVENET_NMS_IOU = 0.5
 
 
 def default_detector_path() -> str:
-    """The MoveNet file that set-up installs (share/lapx_ros/detectors of this Python's
-    prefix, or of the ament install); "" when there is none."""
-    folders = [Path(sys.prefix) / "share" / "lapx_ros" / "detectors"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        folders.append(Path(get_package_share_directory("lapx_ros")) / "detectors")
-    except Exception:  # not installed through ament, or ament_index absent
-        pass
-    for folder in folders:
-        if (folder / MOVENET_FILE).is_file():
-            return str(folder / MOVENET_FILE)
-    return ""
+    """The MoveNet file that set-up installs (share/lapx_ros/detectors); "" when there is none."""
+    return installed_file("detectors", MOVENET_FILE)
 
 
 def movenet_input_shape(frame_shape, size: int, square: bool = True) -> tuple[int, int]:

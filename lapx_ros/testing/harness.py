@@ -482,7 +482,7 @@ CATEGORIES = (
     ("tracking + smoothing", ("tracking.py", "smoothing.py")),
     ("boxes wait/match", ("take (lapx_ros/runtime/frames.py", "take (frames.py")),
     ("depth", ("depth.py", "camera.py")),
-    ("pipeline bookkeeping", ("estimator.py",)),
+    ("pipeline bookkeeping", ("estimator.py", "pipeline.py", "modes.py")),
 )
 
 

@@ -139,7 +139,8 @@ def letterbox(image: np.ndarray, height: int, width: int, centred: bool = False,
     rw, rh = max(1, min(width, round(w * s))), max(1, min(height, round(h * s)))
     x, y = ((width - rw) // 2, (height - rh) // 2) if centred else (0, 0)
     out = np.full((height, width) + image.shape[2:], fill, image.dtype)
-    out[y:y + rh, x:x + rw] = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    out[y:y + rh, x:x + rw] = cv2.resize(image, (rw, rh), interpolation=interpolation)
     return out, (rw / w, rh / h), (x, y)
 
 

@@ -7,10 +7,10 @@ looked for where it should be now, and also where it was last seen (a person who
 stopped while hidden).
 
 Ids are handed out only when a track is confirmed: ``confirm_frames`` frames in a row
-at or above ``confirm_threshold`` (mean joint confidence; both in ``TrackerSettings``). A confirmed track keeps its id
+at or above ``confirm_threshold`` (mean joint confidence). A confirmed track keeps its id
 while its person stays at or above ``keep_threshold`` (lower: hysteresis); frames
 without a match, or below ``keep_threshold``, are misses, and a track ends after more
-than ``max_missed`` of them in a row. An unconfirmed track ends at its first miss, so a
+than ``max_missed`` of them in a row (all of these in ``TrackerSettings``). An unconfirmed track ends at its first miss, so a
 spurious detection costs no id. Ids are never reused.
 """
 from __future__ import annotations

@@ -148,7 +148,8 @@ class MoveNetDetector:
     def from_settings(cls, settings: DetectorSettings, log=None) -> MoveNetDetector:
         path = settings.model or default_detector_path()
         if not path:
-            raise DetectorModelError("", f"no {MOVENET_FILE} installed (make setup builds it; or set detector_model)")
+            raise DetectorModelError("", f"no {MOVENET_FILE} installed (make setup builds it; "
+                                         "or set detector_model)")
         return cls(path, settings.input_size, settings.threshold, settings.backend, settings.threads,
                    settings.precision, settings.box_scale, log=log)
 

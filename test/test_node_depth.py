@@ -10,6 +10,7 @@ is checked is the depth path, not the model's accuracy."""
 import contextlib
 import math
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from lapx_ros.runtime.depth import torso_joints
 from lapx_ros.runtime.engine import default_model_path
 from lapx_ros.runtime.frames import reason_kind
 from lapx_ros.testing.depth_scenes import TiltedPlane, body_mask, millimetres, person_scene
+from lapx_ros.testing.harness import busy_cpu
 from lapx_ros.testing.node_client import LSPET, READY, PoseClient, node_command, unique_namespace
 from lapx_ros.testing.ros_processes import RosProcess
 
@@ -37,7 +39,8 @@ HOLE_RADIUS = 20  # pixels
 THICKNESS = 26  # pixels, limbs of the depth silhouette
 THRESHOLD = 0.2  # keypoint_threshold of config/lapx.yaml
 TORSO = torso_joints(MPII_16.joint_names)
-COMMON = ("diagnostics_period:=0.2", "depth_wait:=0.5", "stale_timeout:=60.0")
+DEPTH_WAIT = 0.5  # the bound: depth that comes this long after its frame still gives it 3D
+COMMON = ("diagnostics_period:=0.2", f"depth_wait:={DEPTH_WAIT}", "stale_timeout:=60.0")
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +110,16 @@ class RgbdCamera:
         if spoil is not None:
             spoil(msg)
         self.depth_pub.publish(msg)
+
+    def late_frame(self, photo, depth_metres, lateness: float):
+        """A colour frame now and its depth image ``lateness`` seconds later: its stamp and
+        the timer that sends the depth."""
+        self.send_infos()
+        stamp = self.client.next_stamp()
+        self.client.publish_image(photo, stamp=stamp)
+        sender = threading.Timer(lateness, self.send_depth, args=(depth_metres, stamp))
+        sender.start()
+        return stamp, sender
 
     def frame(self, photo, depth_metres, depth_first=True, compressed=False):
         """A colour frame and its depth image (same stamp) in either order; its pose message."""
@@ -291,7 +304,8 @@ BAD_DEPTH = [
                  id="16_bit_rows_called_32FC1"),
     # the depth CameraInfo describes the whole view, the image is its upper half
     pytest.param(None, 0.0, True, "depth image size differs", id="size_mismatch"),
-    pytest.param(None, 1.0, False, "depth stamps do not match", id="stamps_never_match"),
+    # stamped a second early: it never matches, the frame waits depth_wait in vain
+    pytest.param(None, -1.0, False, "no depth image in time", id="stamps_never_match"),
 ]
 
 
@@ -366,3 +380,56 @@ def test_depth_settings_change_at_run_time_and_bad_combinations_are_refused(node
         (ok,) = set_parameters(client, namespace, depth_max=10.0)
         assert ok.successful
     check_against_the_scene(rgbd.frame(photo, scene[0]), scene, camera)
+
+
+def test_depth_up_to_150_ms_late_gives_every_frame_its_3d_on_a_busy_cpu(nodes, scene, photo, camera):
+    """Depth that comes within depth_wait of its frame gives it 3D, however busy the CPU:
+    the frame's poses wait for it (the bound is generous against a slow shared machine:
+    depth sent 150 ms late has 350 ms to arrive)."""
+    _, rgbd = nodes["raw"]
+    client = rgbd.client
+    before = client.wait_diagnostics(lambda v: "frames_depth_too_late" in v)
+    sent = []
+    with busy_cpu(2):
+        # lateness growing, so that depth comes in stamp order, as from one camera
+        for lateness in (0.02,) * 3 + (0.06,) * 3 + (0.1,) * 3 + (0.15,) * 3:
+            sent.append(rgbd.late_frame(photo, scene[0], lateness))
+            time.sleep(0.1)  # 10 Hz: the node may skip frames while busy, never their depth
+        for _, sender in sent:
+            sender.join()
+        poses = [client.wait_pose(stamp, timeout=15) for stamp, _ in sent]
+    answered = [pose for pose in poses if pose is not None]
+    assert len(answered) >= 4, f"only {len(answered)} of {len(sent)} frames answered"
+    for pose in answered:  # each with its 3D, where the scene puts it
+        check_against_the_scene(pose, scene, camera)
+    values = client.wait_diagnostics(lambda v: int(v["frames_with_depth"]) >= int(before["frames_with_depth"])
+                                     + len(answered))
+    assert values, client.diagnostic_values()
+    assert counter(values, "frames_depth_too_late") == counter(before, "frames_depth_too_late")
+    assert counter(values, "frames_without_depth") == counter(before, "frames_without_depth")
+
+
+def test_depth_later_than_depth_wait_is_counted_and_the_poses_go_out_without_it(nodes, scene, photo, camera):
+    from lapx_ros.testing.node_client import set_parameters
+
+    node, rgbd = nodes["raw"]
+    client = rgbd.client
+    before = client.wait_diagnostics(lambda v: "frames_depth_too_late" in v)
+    (ok,) = set_parameters(client, client.ns, depth_wait=0.05)
+    assert ok.successful
+    try:
+        for _ in range(2):
+            stamp, sender = rgbd.late_frame(photo, scene[0], lateness=0.6)
+            pose = client.wait_pose(stamp)
+            assert pose is not None and len(pose.people) == 1, "the poses must go out all the same"
+            assert np.isnan(positions_of(pose)).all()
+            sender.join()
+        values = client.wait_diagnostics(
+            lambda v: counter(v, "frames_depth_too_late") >= counter(before, "frames_depth_too_late") + 2)
+        assert values, client.diagnostic_values()
+        assert counter(values, "frames_depth_too_late") == counter(before, "frames_depth_too_late") + 2
+        node.wait_for(r"its depth image came .* s after the frame stopped waiting .* raise depth_wait", timeout=5)
+    finally:
+        (ok,) = set_parameters(client, client.ns, depth_wait=DEPTH_WAIT)
+        assert ok.successful
+    check_against_the_scene(rgbd.frame(photo, scene[0], depth_first=False), scene, camera)

@@ -119,7 +119,8 @@ PARAMETERS = (
           choices=tuple(MODES)),
     Param("boxes_topic", "person_boxes", "person boxes (vision_msgs/Detection2DArray when installed, "
           "else lapx_ros/HumanPoseArray) for mode boxes", WHO),
-    Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp", WHO,
+    Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp (less once "
+          "boxes of a newer frame came; none after a wait in vain until boxes come again)", WHO,
           runtime=True, min=0.0, max=1.0),
     Param("boxes_stamp_tolerance", 0.005, "seconds within which a boxes stamp matches a frame stamp",
           WHO, runtime=True, min=0.0, max=1.0),
@@ -198,9 +199,11 @@ PARAMETERS = (
     Param("depth_stamp_tolerance", 0.02, "seconds within which a depth stamp matches a frame stamp "
           "(the nearest wins); RGB-D drivers stamp registered depth like its colour frame or "
           "within half a frame period", DEPTH, runtime=True, min=0.0, max=1.0),
-    Param("depth_wait", 0.05, "most seconds a frame whose poses are ready waits for its depth "
-          "image (ended early once newer depth came); then it is published without 3D", DEPTH,
-          runtime=True, min=0.0, max=1.0),
+    Param("depth_wait", 0.25, "seconds after a frame came within which its depth image still "
+          "gives it 3D: the frame's poses are held until the depth comes (the node goes on with the "
+          "next frame meanwhile), at most this long, less once newer depth came; then published "
+          "without 3D (counted in frames_depth_too_late when the depth comes later). 0 = never held",
+          DEPTH, runtime=True, min=0.0, max=1.0),
     Param("depth_window", 5, "side [depth pixels] of the square read around each joint; holes and "
           "noise sit exactly at joints", DEPTH, runtime=True, min=1, max=31, odd=True),
     Param("depth_min", 0.2, "nearest plausible depth [m]: nearer pixels are ignored (the camera's "

@@ -1,10 +1,11 @@
 """The benchmarks' harness, without ROS or a model: statistics, other work paused while
-a measurement runs (and windows that other processes disturbed measured again), the CPU
-each process used, machine facts and memory of a process, the node's profile by stage,
+a measurement runs (and windows that other processes disturbed measured again), a busy
+CPU made on purpose, the CPU each process used, machine facts and memory of a process, the node's profile by stage,
 and sections of benchmarks/RESULTS.md written in place.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -56,6 +57,21 @@ def window_stats(published_stamps, received, start: float, end: float) -> dict:
            "dropped": len(sent) - len(got)}
     out.update({f"latency_ms_{k}": v for k, v in percentiles(lat).items()})
     return out
+
+
+# --------------------------------------------------------------------- a busy CPU
+@contextlib.contextmanager
+def busy_cpu(processes: int):
+    """``processes`` Python processes spinning at normal priority while the block runs:
+    the CPU of a robot busy with other work, beside the node measured or tested.
+    Yields their pids."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield [spinner.pid for spinner in spinners]
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 # ---------------------------------------------------------- pausing other processes

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -173,6 +174,7 @@ def main(argv=None) -> int:
             "ms_per_frame_p50": float(np.median(ms[s.name])), "ms_per_frame_p90": float(np.percentile(ms[s.name], 90))}
         print(json.dumps({s.name: results[s.name]}), flush=True)
     report = {"machine": machine_info(), "threads": args.threads, "frames": len(vtest), "setups": results,
+              "load_average_1min": round(os.getloadavg()[0], 2),
               "reference_people_per_frame": float(np.mean([len(r) for r in reference])) if reference else None}
     if not args.no_write:
         RESULTS_JSON.write_text(json.dumps(report, indent=1) + "\n")
@@ -189,7 +191,9 @@ def render(report: dict) -> str:
              "(57 targets), the held-out tenth of people/scenes, and vtest's first "
              f"{report['frames']} frames against the reference people "
              f"({report['reference_people_per_frame'] or 0:.1f} a frame). ms: median per frame on vtest "
-             "(768x576), set-ups interleaved.", "",
+             "(768x576), set-ups interleaved"
+             + (f"; load average at the end {report['load_average_1min']} (other work shared the CPU: compare "
+                "ms within the column)" if "load_average_1min" in report else "") + ".", "",
              "| set-up | threshold | COCO val recall / precision | scenes val recall / precision | "
              "vtest reference share | ms per frame p50 (p90) |", "|---|---|---|---|---|---|"]
     for name, r in report["setups"].items():

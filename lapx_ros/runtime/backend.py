@@ -192,9 +192,7 @@ class OpenVinoNetwork(Network):
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
         if precision != "auto":
             self._config["INFERENCE_PRECISION_HINT"] = precision
-        self._input_name = next(iter(self._model.inputs[0].get_names()), None)
-        first_shape = self.inputs.get(self._input_name, [])
-        self._per_shape = any(d is None for d in first_shape[1:])
+        self._per_shape = any(not d.is_static for d in self._model.inputs[0].get_partial_shape()[1:])
         self._requests: dict = {}
         self._precision = ""
         if not self._per_shape:
@@ -211,7 +209,7 @@ class OpenVinoNetwork(Network):
             model = self._model
             if shape is not None:
                 model = model.clone()
-                model.reshape({self._input_name: list(shape)})
+                model.reshape({0: list(shape)})
             compiled = self._core.compile_model(model, "CPU", self._config)
             self._precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             if len(self._requests) >= MAX_COMPILED_SHAPES:

@@ -111,15 +111,23 @@ class RgbdCamera:
             spoil(msg)
         self.depth_pub.publish(msg)
 
-    def late_frame(self, photo, depth_metres, lateness: float):
-        """A colour frame now and its depth image ``lateness`` seconds later: its stamp and
-        the timer that sends the depth."""
-        self.send_infos()
-        stamp = self.client.next_stamp()
-        self.client.publish_image(photo, stamp=stamp)
-        sender = threading.Timer(lateness, self.send_depth, args=(depth_metres, stamp))
-        sender.start()
-        return stamp, sender
+    def late_frames(self, photo, depth_metres, latenesses, period: float) -> list:
+        """A colour frame every ``period`` seconds, each one's depth image ``latenesses[i]``
+        seconds after it, sent from this thread in time order, so depth keeps stamp order
+        as from one camera however late a busy CPU lets a send be; their stamps."""
+        events = sorted([(i * period, 0, i) for i in range(len(latenesses))]
+                        + [(i * period + late, 1, i) for i, late in enumerate(latenesses)])
+        stamps = [None] * len(latenesses)
+        start = time.monotonic()
+        for due, is_depth, i in events:
+            time.sleep(max(0.0, start + due - time.monotonic()))
+            if is_depth:
+                self.send_depth(depth_metres, stamps[i])
+            else:
+                self.send_infos()
+                stamps[i] = self.client.next_stamp()
+                self.client.publish_image(photo, stamp=stamps[i])
+        return stamps
 
     def frame(self, photo, depth_metres, depth_first=True, compressed=False):
         """A colour frame and its depth image (same stamp) in either order; its pose message."""
@@ -389,17 +397,13 @@ def test_depth_up_to_150_ms_late_gives_every_frame_its_3d_on_a_busy_cpu(nodes, s
     _, rgbd = nodes["raw"]
     client = rgbd.client
     before = client.wait_diagnostics(lambda v: "frames_depth_too_late" in v)
-    sent = []
     with busy_cpu(2):
-        # lateness growing, so that depth comes in stamp order, as from one camera
-        for lateness in (0.02,) * 3 + (0.06,) * 3 + (0.1,) * 3 + (0.15,) * 3:
-            sent.append(rgbd.late_frame(photo, scene[0], lateness))
-            time.sleep(0.1)  # 10 Hz: the node may skip frames while busy, never their depth
-        for _, sender in sent:
-            sender.join()
-        poses = [client.wait_pose(stamp, timeout=15) for stamp, _ in sent]
+        # 10 Hz, the lateness growing (depth in stamp order); the node may skip frames while busy
+        stamps = rgbd.late_frames(photo, scene[0], [0.02] * 3 + [0.06] * 3 + [0.1] * 3 + [0.15] * 3,
+                                  period=0.1)
+        poses = [client.wait_pose(stamp, timeout=15) for stamp in stamps]
     answered = [pose for pose in poses if pose is not None]
-    assert len(answered) >= 4, f"only {len(answered)} of {len(sent)} frames answered"
+    assert len(answered) >= 4, f"only {len(answered)} of {len(stamps)} frames answered"
     for pose in answered:  # each with its 3D, where the scene puts it
         check_against_the_scene(pose, scene, camera)
     values = client.wait_diagnostics(lambda v: int(v["frames_with_depth"]) >= int(before["frames_with_depth"])
@@ -418,12 +422,10 @@ def test_depth_later_than_depth_wait_is_counted_and_the_poses_go_out_without_it(
     (ok,) = set_parameters(client, client.ns, depth_wait=0.05)
     assert ok.successful
     try:
-        for _ in range(2):
-            stamp, sender = rgbd.late_frame(photo, scene[0], lateness=0.6)
+        for stamp in rgbd.late_frames(photo, scene[0], [0.6, 0.6], period=1.0):
             pose = client.wait_pose(stamp)
             assert pose is not None and len(pose.people) == 1, "the poses must go out all the same"
             assert np.isnan(positions_of(pose)).all()
-            sender.join()
         values = client.wait_diagnostics(
             lambda v: counter(v, "frames_depth_too_late") >= counter(before, "frames_depth_too_late") + 2)
         assert values, client.diagnostic_values()

@@ -85,6 +85,14 @@ def test_a_restart_keeps_the_new_timeline_only():
     assert buffer.take(50.0, tolerance=0.001) is None
 
 
+def test_after_a_restart_the_old_timeline_ends_no_wait():
+    buffer = StampBuffer(max_age=1.0)
+    buffer.add(50.0, "old timeline")
+    buffer.restart(10.0)
+    threading.Timer(0.05, buffer.add, args=(10.0, "new timeline")).start()
+    assert buffer.take(10.0, tolerance=0.001, wait=10.0) == "new timeline"  # 50 s is not "newer"
+
+
 def test_a_sender_clock_that_jumps_back_starts_afresh():
     buffer = StampBuffer(max_age=2.0)
     buffer.add(100.0, "old timeline")

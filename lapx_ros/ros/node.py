@@ -8,11 +8,9 @@ poses. ``Diagnostics`` turns the counters into /diagnostics a user can act on. B
 is dropped with a rate-limited warning and counted; nothing a camera sends can stop the
 worker.
 
-With ``depth_topic`` set, depth messages go undecoded into a ``DepthStream``. A frame
-whose poses are known waits there, on an ``InOrderWorker`` of its own so that the worker
-goes on with the next frame, until the depth image of its stamp came or ``depth_wait``
-after the frame came ran out; its poses go out then, with 3D when the depth came. Bad or
-late depth costs a frame its 3D only.
+With ``depth_topic`` set, depth messages go undecoded into a ``DepthStream``; a frame's
+poses wait for their depth image on an ``InOrderWorker`` (up to ``depth_wait`` after the
+frame came) while the worker goes on. Bad or late depth costs a frame its 3D only.
 """
 from __future__ import annotations
 

@@ -25,9 +25,8 @@ from lapx_ros.runtime.frames import DropCounter, StampBuffer
 
 
 class DepthError(ValueError):
-    """A depth image that cannot be related to the colour frame; the text says why (and
-    its head, up to ':', names the kind of problem, for counting and for rate-limited
-    warnings)."""
+    """A depth image that cannot be related to the colour frame; the text says why, its
+    head (``frames.reason_kind``) the kind of problem, for counting and warnings."""
 
 
 # ------------------------------------------------------------------------ sampling
@@ -299,7 +298,7 @@ class DepthStream:
         ``colour_camera`` is the colour CameraInfo's model (any size: it is scaled to
         the frame); without one the depth image's CameraInfo stands in, which describes
         the same view when the depth is registered to the colour image. Nothing is
-        guessed: without either, no 3D. The reason's head (up to ':') names its kind."""
+        guessed: without either, no 3D. The reason's head (``reason_kind``) is its kind."""
         msg = self.buffer.take(stamp, tolerance, wait)
         if msg is None:
             return self._without(self._unpaired_reason(stamp, tolerance))

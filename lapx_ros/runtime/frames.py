@@ -133,10 +133,9 @@ class StampBuffer:
         """Store ``item``. Returns, when it belongs to a frame that already went on without
         it, how many seconds after that frame gave up waiting it came; else None."""
         with self._cond:
-            restarted = self.newest is not None and stamp < self.newest - self.max_age
-            if restarted:
+            if self.newest is not None and stamp < self.newest - self.max_age:
                 self._forget_all_but(stamp)
-            self.newest = stamp if restarted or self.newest is None else max(stamp, self.newest)
+            self.newest = stamp if self.newest is None else max(stamp, self.newest)
             self._waited_in_vain = False
             self._items.append(_Stamped(stamp, item))
             while len(self._items) > self.capacity:
@@ -189,6 +188,7 @@ class StampBuffer:
                 self.unused += 1
         self._items = kept
         self._missed.clear()
+        self.newest = max((item.stamp for item in kept), default=None)
 
     def _evict(self) -> None:
         if not self._items.popleft().used:

@@ -95,10 +95,12 @@ def header_at(stamp_ns: int, frame_id: str = FRAME_ID):
 
 
 def write_rgbd_bag(path: Path, frames, depth_mm=None, *, storage: str = "mcap", start_ns: int,
-                   depth_first: bool = False, notes: bool = True, compressed: bool = False) -> list[int]:
+                   depth_first: bool = False, notes: bool = True, compressed: bool = False,
+                   depth_delay_ns: dict | None = None) -> list[int]:
     """A bag of ``frames`` (BGR) as a 15 Hz colour stream with CameraInfo, and the
     uint16 ``depth_mm`` images (None entries: that frame's depth was not recorded)
-    with theirs. Returns the colour stamps (ns)."""
+    with theirs, recorded DEPTH_DELAY_NS after their stamp or, for the frame indices
+    in ``depth_delay_ns``, that long after it. Returns the colour stamps (ns)."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -135,7 +137,8 @@ def write_rgbd_bag(path: Path, frames, depth_mm=None, *, storage: str = "mcap", 
             info = camera_info(header, camera_for(frame))
             depth = None if depth_mm is None or depth_mm[i] is None else depth_image_msg(depth_mm[i], header)
             colour_log = stamp + DELAY_NS
-            depth_log = stamp + (DELAY_NS - 1_000_000 if depth_first else DEPTH_DELAY_NS)
+            depth_log = stamp + (DELAY_NS - 1_000_000 if depth_first
+                                 else (depth_delay_ns or {}).get(i, DEPTH_DELAY_NS))
             if depth is not None and depth_first:
                 write(DEPTH, depth_log, depth)
                 write(DEPTH_INFO, depth_log, info)

@@ -14,6 +14,7 @@ import pytest
 from bag_scenes import (
     COLOUR,
     COLOUR_INFO,
+    DELAY_NS,
     DEPTH,
     DEPTH_INFO,
     NOTES,
@@ -155,6 +156,22 @@ def test_replay_refuses_a_topic_it_cannot_publish(recorded):
 
 
 # ------------------------------------------------------------------- lapx-bag-poses
+def test_bag_poses_counts_the_frames_whose_depth_was_recorded_too_late(frames, tmp_path):
+    """Frame 1's depth image was recorded after frame 2: frame 1 goes without 3D, and the
+    summary says its depth came too late."""
+    import json
+
+    path = tmp_path / "late"
+    write_rgbd_bag(path, frames, person_depths(frames), start_ns=time.time_ns() - 20 * 10**9,
+                   depth_delay_ns={1: PERIOD_NS + DELAY_NS + 1_000_000})
+    result = bag_poses(path, tmp_path / "poses", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["frames_with_depth"], summary["frames_without_depth"]) == (len(frames) - 1, 1)
+    assert summary["frames_depth_too_late"] == 1
+    assert "depth recorded too late: 1" in result.stdout
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_bag_poses_writes_poses_with_the_source_stamps(recorded, tmp_path, storage):
     """Every frame of the input topic gives one HumanPoseArray at the frame's stamp

@@ -84,7 +84,8 @@ class RgbdCamera:
         self.node.create_subscription(HumanPoseArray, self.pose_topic, self._on_pose, reliable)
         self.photo = photo
         height, width = photo.shape[:2]
-        camera = PinholeCamera(float(width), float(width), (width - 1) / 2.0, (height - 1) / 2.0, width, height)
+        focal = float(width)  # as replay's camera_info_for
+        camera = PinholeCamera(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
         self.depth_mm = millimetres(TiltedPlane(2.5, 0.3, -0.2).image(camera))
         self.lock = threading.Lock()
         self.colour_sent: dict[int, float] = {}  # stamp [ns] -> when sent
@@ -269,7 +270,8 @@ def render(results: dict) -> str:
         for r in run["rows"]:
             share = 100.0 * r["with_3d"] / max(r["with_people"], 1)
             lines.append(f"| {r['lateness_ms']} | {r['answered']}/{r['sent']} | {share:.0f} % "
-                         f"({r['with_3d']}/{r['with_people']}) | {r['first_ms_p50']:.0f} / {r['first_ms_p95']:.0f} "
+                         f"({r['with_3d']}/{r['with_people']}) "
+                         f"| {r['first_ms_p50']:.0f} / {r['first_ms_p95']:.0f} "
                          f"| {r['3d_ms_p50']:.0f} / {r['3d_ms_p95']:.0f} | {r['published_twice']} "
                          f"| {r['depth_sent_late_ms_p95']:.0f} |")
         lines.append("")
@@ -278,9 +280,11 @@ def render(results: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--source", type=Path, default=REPO, help="checkout whose node is measured (default: this one)")
+    p.add_argument("--source", type=Path, default=REPO,
+                   help="checkout whose node is measured (default: this one)")
     p.add_argument("--label", default="this checkout", help="name of the run in the results")
-    p.add_argument("--lateness", default="0,20,60,100,150", help="ms from each colour frame to its depth image")
+    p.add_argument("--lateness", default="0,20,60,100,150",
+                   help="ms from each colour frame to its depth image")
     p.add_argument("--seconds", type=float, default=10.0, help="of frames per lateness")
     p.add_argument("--rate", type=float, default=15.0, help="colour frames per second")
     p.add_argument("--busy", type=int, default=2, help="spinning processes beside the node in the busy run")

@@ -579,7 +579,8 @@ def test_bad_depth_is_counted_by_kind_and_gives_no_3d(change, kind):
     stream.add(5.0, msg)
     body, reason = stream_locate(stream, 5.0)
     assert body is None and reason_kind(reason) == kind
-    assert stream.report().dropped == {kind: 1} and stream.frames_without_depth == 1
+    report = stream.report()
+    assert report.dropped == {kind: 1} and report.frames_without_depth == 1
 
 
 def test_corrupt_compressed_depth_is_counted():

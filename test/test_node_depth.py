@@ -430,7 +430,8 @@ def test_depth_later_than_depth_wait_is_counted_and_the_poses_go_out_without_it(
             lambda v: counter(v, "frames_depth_too_late") >= counter(before, "frames_depth_too_late") + 2)
         assert values, client.diagnostic_values()
         assert counter(values, "frames_depth_too_late") == counter(before, "frames_depth_too_late") + 2
-        node.wait_for(r"its depth image came .* s after the frame stopped waiting .* raise depth_wait", timeout=5)
+        node.wait_for(r"its depth image came .* s after the frame stopped waiting .* raise depth_wait",
+                      timeout=5)
     finally:
         (ok,) = set_parameters(client, client.ns, depth_wait=DEPTH_WAIT)
         assert ok.successful

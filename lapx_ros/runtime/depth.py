@@ -14,6 +14,7 @@ OpenCV like the estimator's poses: integer = pixel centre (see runtime/camera.py
 """
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass
 
@@ -256,10 +257,8 @@ class DepthStream:
         self.decode = decode
         self.max_pixels = max_pixels
         self.depth_camera: PinholeCamera | None = None
-        self.received = 0
-        self.frames_with_depth = 0
-        self.frames_without_depth = 0
-        self.joints_with_depth = 0
+        # received, frames_with_depth, frames_without_depth, joints_with_depth (DepthReport)
+        self._totals: collections.Counter = collections.Counter()
         self.drops = DropCounter()
         self.last_reason = ""
         self._lock = threading.Lock()
@@ -277,11 +276,12 @@ class DepthStream:
         """A depth message stamped ``stamp``. Returns None, or, when its frame already went
         out without 3D, how many seconds after that frame stopped waiting it came."""
         with self._lock:
-            self.received += 1
+            self._totals["received"] += 1
         late = self.buffer.add(stamp, msg)
         if late is not None:
             with self._lock:
-                self.last_reason = f"depth image too late: it came {late:.3f} s after its frame stopped waiting"
+                self.last_reason = (f"depth image too late: it came {late:.3f} s after its frame stopped "
+                                    "waiting")
         return late
 
     def set_camera(self, camera: PinholeCamera | None) -> None:
@@ -320,19 +320,20 @@ class DepthStream:
         except DepthError as exc:
             return self._without(str(exc))
         with self._lock:
-            self.frames_with_depth += 1
-            self.joints_with_depth += body.joints_with_depth
+            self._totals["frames_with_depth"] += 1
+            self._totals["joints_with_depth"] += body.joints_with_depth
         return body, None
 
     def report(self) -> DepthReport:
         with self._lock:
-            return DepthReport(self.received, self.frames_with_depth, self.frames_without_depth,
-                               self.buffer.late, self.joints_with_depth, self.buffer.unused,
-                               dict(self.drops.kinds), self.last_reason)
+            totals = self._totals
+            return DepthReport(totals["received"], totals["frames_with_depth"],
+                               totals["frames_without_depth"], self.buffer.late, totals["joints_with_depth"],
+                               self.buffer.unused, dict(self.drops.kinds), self.last_reason)
 
     def _without(self, reason: str):
         with self._lock:
-            self.frames_without_depth += 1
+            self._totals["frames_without_depth"] += 1
             self.drops.count(reason)
             self.last_reason = reason
         return None, reason

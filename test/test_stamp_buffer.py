@@ -45,7 +45,7 @@ def test_the_wait_ends_early_once_a_newer_item_came():
 
 
 def test_after_a_wait_in_vain_frames_do_not_wait_until_something_comes_again():
-    buffer = StampBuffer()
+    buffer = StampBuffer(skip_waits_when_silent=True)
     assert buffer.take(1.0, tolerance=0.01, wait=0.1) is None  # the sender stopped
     started = time.monotonic()
     assert buffer.take(2.0, tolerance=0.01, wait=10.0) is None
@@ -53,6 +53,13 @@ def test_after_a_wait_in_vain_frames_do_not_wait_until_something_comes_again():
     buffer.add(2.9, "again")
     threading.Timer(0.1, buffer.add, args=(3.0, "depth@3")).start()
     assert buffer.take(3.0, tolerance=0.01, wait=10.0) == "depth@3"
+
+
+def test_without_skipping_every_frame_waits_for_its_item():
+    buffer = StampBuffer()
+    assert buffer.take(1.0, tolerance=0.01, wait=0.1) is None
+    threading.Timer(0.1, buffer.add, args=(2.0, "boxes@2")).start()  # sent first, came later
+    assert buffer.take(2.0, tolerance=0.01, wait=10.0) == "boxes@2"
 
 
 def test_the_nearest_stamp_within_the_tolerance_wins():

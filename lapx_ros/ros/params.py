@@ -120,8 +120,7 @@ PARAMETERS = (
     Param("boxes_topic", "person_boxes", "person boxes (vision_msgs/Detection2DArray when installed, "
           "else lapx_ros/HumanPoseArray) for mode boxes", WHO),
     Param("boxes_wait", 0.05, "seconds to wait for the boxes matching a frame's stamp (less once "
-          "boxes of a newer frame came; none after a wait in vain until boxes come again)", WHO,
-          runtime=True, min=0.0, max=1.0),
+          "boxes of a newer frame came)", WHO, runtime=True, min=0.0, max=1.0),
     Param("boxes_stamp_tolerance", 0.005, "seconds within which a boxes stamp matches a frame stamp",
           WHO, runtime=True, min=0.0, max=1.0),
     Param("max_people", 5, "most people estimated per frame (highest scores first)", WHO,

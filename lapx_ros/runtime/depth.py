@@ -252,7 +252,7 @@ class DepthStream:
 
     def __init__(self, settings: DepthSettings, torso, decode, capacity: int = 10,
                  max_age: float = 2.0, max_pixels: int = 3840 * 2160):
-        self.buffer = StampBuffer(capacity, max_age)
+        self.buffer = StampBuffer(capacity, max_age, skip_waits_when_silent=True)
         self.estimator = JointDepthEstimator(settings, torso)
         self.decode = decode
         self.max_pixels = max_pixels

@@ -112,15 +112,19 @@ class StampBuffer:
     ``capacity`` items are kept (at the sender's rate they must span the delay of the
     frame path); items older than ``max_age`` seconds before the frame being served
     leave, and an item stamped more than ``max_age`` behind the newest means the
-    sender's clock restarted: the old timeline is forgotten.
+    sender's clock restarted: the old timeline is forgotten. With ``skip_waits_when_silent``
+    a frame does not wait after a wait ran out in vain until something comes again (the
+    sender stopped: depth); without, every frame waits (the first boxes after a pause may
+    come just behind their frame).
 
     Counters: ``unused``, items that left without being taken; ``late``, frames that
     went on without their item and whose item came afterwards.
     """
 
-    def __init__(self, capacity: int = 10, max_age: float = 2.0):
+    def __init__(self, capacity: int = 10, max_age: float = 2.0, skip_waits_when_silent: bool = False):
         self.capacity = capacity
         self.max_age = max_age
+        self.skip_waits_when_silent = skip_waits_when_silent
         self.unused = 0
         self.late = 0
         self.newest: float | None = None  # the newest stamp added
@@ -152,8 +156,7 @@ class StampBuffer:
         """The item stamped nearest to ``stamp`` within ``tolerance`` seconds, waiting up
         to ``wait`` seconds for it; None when none came. The wait ends early once an item
         stamped past the tolerance came (items come in stamp order: this frame's is lost),
-        and is skipped while the sender seems stopped: the previous wait ran out and
-        nothing came since."""
+        and with ``skip_waits_when_silent`` is skipped while the sender seems stopped."""
         deadline = time.monotonic() + wait
         with self._cond:
             while True:
@@ -166,7 +169,7 @@ class StampBuffer:
             while self._items and self._items[0].stamp < stamp - self.max_age:
                 self._evict()
             if found is None:
-                if wait > 0 and remaining <= 0 and not newer_came:
+                if wait > 0 and remaining <= 0 and not newer_came and self.skip_waits_when_silent:
                     self._waited_in_vain = True
                 self._missed.append(_Missed(stamp, tolerance, time.monotonic()))
                 return None

@@ -66,6 +66,18 @@ def averaged_network(networks, meta: ModelMetadata, mirror: bool):
     return AveragedHeatmaps().eval()
 
 
+def write_onnx_metadata(path, meta: ModelMetadata) -> None:
+    """Replace an exported file's metadata (a calibration fitted after export, such as the
+    person score, travels with the network); the weights stay as they are."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = meta.to_json()
+    onnx.save(model, str(path))
+
+
 def export_onnx(model, meta: ModelMetadata, path) -> None:
     """Write the eval-mode network as ONNX (dynamic batch) with its metadata attached."""
     import onnx

@@ -18,6 +18,15 @@ from lapx_ros.topdown import TopDownPredictor
 MIN_BOX_SIDE = 4.0
 
 
+@dataclass(frozen=True)
+class DetectedPerson:
+    """What the built-in detector said of a person in this frame's detection."""
+
+    box: np.ndarray                   # x0, y0, x1, y1
+    score: float
+    keypoints: np.ndarray | None      # (17, 3) COCO joints: x, y, score; None for a detector without
+
+
 @dataclass
 class Pose:
     """One person: keypoints (K, 2) and confidences (K,) in source-image pixels."""
@@ -27,26 +36,36 @@ class Pose:
     box: np.ndarray  # x0, y0, x1, y1 of the seen joints (or of the crop when none)
     score: float
     track_id: int = 0
+    detection: DetectedPerson | None = None  # the detection this crop came from or matched, this frame
+    vouched: float = 0.0  # the person score its track carries from its last detection
+    margins: np.ndarray | None = None  # its detection box's sides beyond its seen joints' box, per box size
+
+
+def usable_boxes(boxes, scores, width: int, height: int):
+    """Boxes clipped to the image (N, 4) and which of them are usable (N,): not NaN, not
+    degenerate, not off the image. A box whose max corner lies before its min corner is
+    degenerate too: the sender mixed up its fields, so no guess at what it meant is made."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    finite = np.isfinite(boxes).all(axis=1)
+    if len(scores) == len(boxes):
+        finite &= np.isfinite(scores)
+    clipped = np.nan_to_num(boxes).copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height)
+    ok = finite & ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_SIDE) & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_SIDE)
+    return clipped, ok
 
 
 def sanitize_boxes(boxes, scores, width: int, height: int):
-    """Drop NaN, degenerate and off-image boxes; clip the rest to the image.
-
-    A box whose max corner lies before its min corner is degenerate too: the sender
-    mixed up its fields, so no guess at what it meant is made.
-    Returns (boxes (M, 4), scores (M,), number dropped).
-    """
+    """The usable boxes (``usable_boxes``) clipped to the image, and their scores.
+    Returns (boxes (M, 4), scores (M,), number dropped)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
     if len(scores) != len(boxes):
         scores = np.ones(len(boxes))
-    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
-    boxes, scores = boxes[finite], scores[finite]
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    ok = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_SIDE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_SIDE)
-    dropped = int((~finite).sum() + (~ok).sum())
-    return boxes[ok], scores[ok], dropped
+    clipped, ok = usable_boxes(boxes, scores, width, height)
+    return clipped[ok], scores[ok], int((~ok).sum())
 
 
 class PoseEstimator:

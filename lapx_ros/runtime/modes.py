@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lapx_ros.geometry import JOINTS_BOX_PADDING, box_iou, keypoints_to_box
-from lapx_ros.runtime.estimator import Pose, sanitize_boxes
+from lapx_ros.runtime.estimator import DetectedPerson, Pose, sanitize_boxes, usable_boxes
 from lapx_ros.topdown import FIRST_REFINEMENT_PADDING
 
 if TYPE_CHECKING:
@@ -160,18 +160,38 @@ class DetectorMode:
 
     def look(self, pipeline, frame, boxes, box_scores):
         h, w = frame.shape[:2]
-        followed, seen = pipeline.tracked_boxes(w, h)
+        tracks = pipeline.tracks_followed(w, h)
+        followed, seen = [t.predicted_box() for t in tracks], [t.missed == 0 for t in tracks]
         found = self._detections(pipeline, frame)
         if found is None:
-            return pipeline.estimate(frame, followed, JOINTS_BOX_PADDING)
-        detected = best_boxes(found[0], found[1], w, h, pipeline.config.max_people)
+            return self._rescored(pipeline, pipeline.estimate(frame, followed, JOINTS_BOX_PADDING),
+                                  [None] * len(followed), tracks)
+        detected = best_detections(found, w, h, pipeline.config.max_people)
         # People followed from the previous frame keep their crop, centred on where they
         # are now (the detection may be a few frames old); the detector's boxes, already
         # loose around the person (MoveNet's are grown around its keypoints, HOG's windows
-        # hold margins), look for everyone else.
-        new = not_followed([f for f, s in zip(followed, seen) if s], detected)
-        return pipeline.estimate(frame, [detected[i] for i in new] + followed,
-                                 [1.0] * len(new) + [JOINTS_BOX_PADDING] * len(followed))
+        # hold margins), look for everyone else. Each pose keeps the detection it came
+        # from or matched: evidence that it is a person (runtime.person_score).
+        seen_index = [i for i, s in enumerate(seen) if s]
+        pairs = follow_pairs([followed[i] for i in seen_index], [d.box for d in detected])
+        matched = {seen_index[fi]: di for fi, di in pairs.items()}
+        new = [di for di in range(len(detected)) if di not in pairs.values()]
+        poses = pipeline.estimate(frame, [detected[i].box for i in new] + followed,
+                                  [1.0] * len(new) + [JOINTS_BOX_PADDING] * len(followed))
+        sources = [detected[i] for i in new] + [detected[matched[fi]] if fi in matched else None
+                                                for fi in range(len(followed))]
+        return self._rescored(pipeline, poses, sources, [None] * len(new) + tracks)
+
+    @staticmethod
+    def _rescored(pipeline, poses, sources, tracks):
+        """The poses with the detection each came from or matched and what its track
+        carries from its last detection, scored again on that evidence."""
+        for pose, source, track in zip(poses, sources, tracks):
+            pose.detection = source
+            if track is not None:
+                pose.vouched, pose.margins = track.vouched, track.margins
+            pose.score = pipeline.score(pose)
+        return poses
 
     def _detections(self, pipeline, frame):
         """The newest finished detection, (boxes, scores), or None; hands the detector
@@ -209,11 +229,25 @@ def best_boxes(boxes, scores, width: int, height: int, max_people: int) -> list:
     return list(boxes[np.argsort(-scores)][:max_people])
 
 
-def not_followed(followed, detections) -> list[int]:
-    """Indices of the detections that are nobody followed already. A followed box
-    accounts for one detection at most: the best overlapping one of those it lies mostly
-    inside (a detector box is loose around the joints a followed box holds) that are not
-    much taller."""
+def best_detections(found, width: int, height: int, max_people: int) -> list[DetectedPerson]:
+    """The usable detections (``sanitize_boxes``), best score first, at most ``max_people``,
+    with their keypoints where the detector gives them."""
+    boxes = np.asarray(found[0], np.float64).reshape(-1, 4)
+    scores = np.ones(len(boxes)) if found[1] is None else np.asarray(found[1], np.float64).reshape(-1)
+    keypoints = getattr(found, "keypoints", None)
+    if keypoints is not None and len(keypoints) != len(boxes):
+        keypoints = None
+    clipped, ok = usable_boxes(boxes, scores, width, height)
+    usable = sorted(np.flatnonzero(ok), key=lambda i: -scores[i])[:max_people]
+    return [DetectedPerson(clipped[i], float(scores[i]), None if keypoints is None else np.asarray(keypoints[i]))
+            for i in usable]
+
+
+def follow_pairs(followed, detections) -> dict[int, int]:
+    """{followed index: detection index} for the followed people a detection accounts
+    for. A followed box accounts for one detection at most: the best overlapping one of
+    those it lies mostly inside (a detector box is loose around the joints a followed box
+    holds) that are not much taller."""
     pairs = []
     for fi, f in enumerate(followed):
         for di, d in enumerate(detections):
@@ -223,9 +257,8 @@ def not_followed(followed, detections) -> list[int]:
             if iou >= DUPLICATE_IOU or (inside >= COVERED_INSIDE
                                         and d[3] - d[1] <= COVERED_HEIGHT_RATIO * (f[3] - f[1])):
                 pairs.append((iou, fi, di))
-    followed_taken, known = set(), set()
+    taken: dict[int, int] = {}
     for _, fi, di in sorted(pairs, reverse=True):
-        if fi not in followed_taken and di not in known:
-            followed_taken.add(fi)
-            known.add(di)
-    return [di for di in range(len(detections)) if di not in known]
+        if fi not in taken and di not in taken.values():
+            taken[fi] = di
+    return taken

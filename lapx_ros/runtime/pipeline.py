@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from lapx_ros.geometry import box_iou, keypoints_to_box
+from lapx_ros.layouts import COCO_17, convert_joints
 from lapx_ros.runtime.estimator import Pose, PoseEstimator
 from lapx_ros.runtime.modes import DUPLICATE_IOU, mode_class
+from lapx_ros.runtime.person_score import PersonEvidence, PersonScorer, mean_confidence
 from lapx_ros.runtime.smoothing import OneEuroParams, PoseSmoother
 from lapx_ros.runtime.tracking import Tracker, TrackerSettings, box_size, keypoint_similarity
 from lapx_ros.topdown import MIN_SEEN_JOINTS
@@ -26,6 +28,13 @@ MIN_INSIDE = 0.5
 # A track missed on more frames in a row than this gets no crop of its own any more (it
 # keeps its id for track_max_missed frames: a detection or a box can still find it).
 FOLLOW_MAX_MISSED = 5
+# A detector joint and a pose joint count as seen by both from this score up, when the
+# detector's keypoints are compared with the pose's.
+AGREEMENT_JOINT_SCORE = 0.2
+# A followed person keeps the score its last detection gave it, times this for every
+# frame since: the detector runs every few frames, and a person it vouched for stays one
+# in between (a one-frame phantom still costs no id: confirmation needs two frames).
+VOUCHED_DECAY = 0.9
 
 
 @dataclass
@@ -63,6 +72,8 @@ class PosePipeline:
         self.config = config
         self.detector = detector
         self.mode = mode_class(config.mode)()
+        # the person score the model file was calibrated with, else its mean joint confidence
+        self.scorer = PersonScorer.from_metadata(estimator.metadata.extra)
         self.tracker = Tracker(self._tracker_settings())
         self.smoother = PoseSmoother(config.smoothing_params)
         self._previous: list[Pose] = []
@@ -96,7 +107,7 @@ class PosePipeline:
         else:
             self.smoother.reset()
         return [Pose(p.keypoints.copy(), p.confidences.copy(), p.box.copy(), p.score,
-                     p.track_id) for p in poses]
+                     p.track_id, p.detection) for p in poses]
 
     # ----------------------------------------------------------- for the modes
     @property
@@ -105,8 +116,37 @@ class PosePipeline:
         return max(0.0, self.config.person_threshold - self.config.person_keep_margin)
 
     def estimate(self, frame, boxes, padding) -> list[Pose]:
-        """One pose per box (crops grown by ``padding``, one factor or one per box)."""
-        return self.estimator(frame, boxes, padding, self.config.decode)
+        """One pose per box (crops grown by ``padding``, one factor or one per box), each
+        scored (``score``)."""
+        poses = self.estimator(frame, boxes, padding, self.config.decode)
+        for p in poses:
+            p.score = self.score(p)
+        return poses
+
+    def evidence(self, pose: Pose) -> PersonEvidence:
+        """What says that ``pose`` is a person: its joints' confidences and, when a
+        detection of this frame goes with it, the detection's score and how well the
+        detector's keypoints agree with the pose's."""
+        detection = pose.detection
+        if detection is None:
+            return PersonEvidence(pose.confidences)
+        agreement = None
+        if detection.keypoints is not None:
+            ours = convert_joints(np.column_stack([pose.keypoints, pose.confidences]),
+                                  self.estimator.metadata.layout, COCO_17, missing=np.nan)
+            agreement = keypoint_similarity(np.nan_to_num(ours[:, :2]), np.nan_to_num(ours[:, 2]),
+                                            detection.keypoints[:, :2], detection.keypoints[:, 2],
+                                            box_size(detection.box), AGREEMENT_JOINT_SCORE, MIN_SEEN_JOINTS)
+        return PersonEvidence(pose.confidences, detection.score, agreement)
+
+    def score(self, pose: Pose) -> float:
+        """How sure the pipeline is that ``pose`` is a person (runtime.person_score); a
+        followed person without a detection this frame keeps its track's, decayed."""
+        evidence = self.evidence(pose)
+        if self.scorer is None:
+            return mean_confidence(evidence)
+        own = self.scorer(evidence)
+        return own if pose.detection is not None else max(own, VOUCHED_DECAY * pose.vouched)
 
     def followed_boxes(self) -> list:
         """Crop boxes for the people of the previous frame, from their seen joints,
@@ -119,16 +159,19 @@ class PosePipeline:
         FOLLOW_MAX_MISSED frames, or not yet confirmed) where it should be now, skipping
         those that have left the image; reported people first. Also whether each track
         was seen in the previous frame."""
-        boxes, seen = [], []
+        tracks = self.tracks_followed(width, height)
+        return [t.predicted_box() for t in tracks], [t.missed == 0 for t in tracks]
+
+    def tracks_followed(self, width: int, height: int):
+        """The live tracks ``tracked_boxes`` crops, in its order."""
+        out = []
         for track in sorted(self.tracker.tracks, key=lambda t: (not t.track_id, t.missed)):
             if track.missed > FOLLOW_MAX_MISSED:
                 continue
             box = track.predicted_box()
-            inside = box_iou(box, np.clip(box, 0, [width, height, width, height]))
-            if inside >= MIN_INSIDE:
-                boxes.append(box)
-                seen.append(track.missed == 0)
-        return boxes, seen
+            if box_iou(box, np.clip(box, 0, [width, height, width, height])) >= MIN_INSIDE:
+                out.append(track)
+        return out
 
     # ----------------------------------------------------------------- the rest
     def _tracker_settings(self) -> TrackerSettings:
@@ -157,12 +200,32 @@ class PosePipeline:
         for p in poses:
             seen_box = self._seen_box(p)
             p.box = p.box if seen_box is None else seen_box
+            if self.scorer is not None:
+                p.box = self._person_box(p)
         poses = self._suppress_duplicates(poses)[:self.config.max_people]
         ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
                                   [p.confidences for p in poses], [p.score for p in poses])
-        for p, tid in zip(poses, ids):
+        for p, tid, track in zip(poses, ids, self.tracker.matched):
             p.track_id = tid
+            if track is not None and self.scorer is not None:
+                track.vouched = p.score if p.detection is not None else VOUCHED_DECAY * track.vouched
+                track.margins = p.margins
         return [p for p in poses if p.track_id]
+
+    @staticmethod
+    def _person_box(pose: Pose) -> np.ndarray:
+        """A box that covers the person, not only its seen joints: the union with its
+        detection's box, or, between detections, with where that box lay around the
+        joints (``margins``, remembered on the pose and its track)."""
+        size = np.tile([max(pose.box[2] - pose.box[0], 1.0), max(pose.box[3] - pose.box[1], 1.0)], 2)
+        if pose.detection is not None:
+            d = pose.detection.box
+            pose.margins = (np.array([pose.box[0] - d[0], pose.box[1] - d[1], d[2] - pose.box[2],
+                                      d[3] - pose.box[3]]).clip(0, None) / size)
+        if pose.margins is None:
+            return pose.box
+        grow = pose.margins * size
+        return pose.box + np.array([-grow[0], -grow[1], grow[2], grow[3]])
 
     def _seen_box(self, pose: Pose):
         """Box around the confident joints, or None when there are too few of them."""

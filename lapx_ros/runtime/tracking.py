@@ -67,6 +67,8 @@ class Track:
     velocity: np.ndarray  # pixels per frame
     hits: int = 1  # frames seen (for confirmation)
     missed: int = 0  # frames since it was last seen
+    vouched: float = 0.0  # the pipeline's person score carried from its last detection (runtime.pipeline)
+    margins: np.ndarray | None = None  # and where that detection's box lay around its joints
 
     def shift(self, frames_ahead: int = 1) -> np.ndarray:
         """Displacement from the last sighting to ``frames_ahead`` frames after the
@@ -102,6 +104,7 @@ class Tracker:
     def __init__(self, settings: TrackerSettings):
         self.settings = settings
         self.tracks: list[Track] = []
+        self.matched: list[Track | None] = []  # the last update's track of each person given
         self._next_id = 1
 
     def reset(self) -> None:
@@ -147,6 +150,7 @@ class Tracker:
                 match[ti] = di
                 taken.add(di)
         ids = [0] * n
+        self.matched = [None] * n
         survivors = []
         for ti, track in enumerate(self.tracks):
             di = match.get(ti)
@@ -155,6 +159,7 @@ class Tracker:
                 self._observe(track, boxes[di], keypoints[di], confidences[di])
                 self._confirm(track)
                 ids[di] = track.track_id
+                self.matched[di] = track
                 survivors.append(track)
                 continue
             # A miss; a matched person below the threshold is this track's, not a new one.
@@ -167,6 +172,7 @@ class Tracker:
             track = Track(0, boxes[di], keypoints[di], confidences[di], np.zeros(2))
             self._confirm(track)
             ids[di] = track.track_id
+            self.matched[di] = track
             survivors.append(track)
         self.tracks = survivors
         return ids

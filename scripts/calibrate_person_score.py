@@ -69,11 +69,7 @@ def samples(pipeline, images) -> tuple[np.ndarray, np.ndarray]:
         poses = pipeline.mode.look(pipeline, frame, None, None)
         if not poses:
             continue
-        boxes = []
-        for p in poses:
-            box = p.box if p.detection is None else np.concatenate(
-                [np.minimum(p.box[:2], p.detection.box[:2]), np.maximum(p.box[2:], p.detection.box[2:])])
-            boxes.append(box)
+        boxes = [pipeline.published_box(p) for p in poses]
         kinds = label_poses(np.array(boxes), np.array([p.score for p in poses]), labelled,
                             np.ones(len(labelled), bool), crowds)
         for p, kind in zip(poses, kinds):

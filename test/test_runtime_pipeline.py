@@ -316,7 +316,7 @@ def test_a_box_inside_another_around_one_person_gives_one_pose():
     frame = frame_with_person(200, 120)
     boxes = np.array([[170, 50, 230, 100], [160, 50, 240, 190]])
     poses = pipe.estimator(frame, boxes, 1.0, "dark")
-    upper, whole = (pipe._seen_box(p) for p in poses)
+    upper, whole = (pipe.published_box(p) for p in poses)
     assert box_iou(upper, whole) < DUPLICATE_IOU  # not caught by overlap
     (pose,) = pipe.process(frame, 0.0, boxes, np.array([0.9, 0.8]))
     assert (pose.confidences > 0.5).all()  # the better pose of the two: all joints seen
@@ -451,3 +451,25 @@ def test_a_mode_added_by_one_row_runs_inside_the_pipeline(monkeypatch):
 def test_an_unknown_mode_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"mode must be one of \['single', 'boxes', 'detector'\], got 'crowd'"):
         PosePipeline(PoseEstimator(MarkerEngine()), settings(mode="crowd"))
+
+
+def test_a_fitted_person_score_takes_the_detection_and_carries_it_between_runs():
+    """With a model file's person score, a pose carries the detection it came from and
+    is scored on it; on the frames between detector runs its track keeps that score,
+    decayed, even where the pose alone would score lower."""
+    from lapx_ros.runtime.person_score import PersonScorer
+    from lapx_ros.runtime.pipeline import VOUCHED_DECAY
+
+    _, pipe = detector_pipeline(lambda i: [[40, 50, 120, 190]], detector_interval=3, person_threshold=0.5)
+    pipe.scorer = PersonScorer(bias=-4.0, pose=1.0, detector=6.0, agreement=0.0, no_detection=0.0)
+    frame = frame_with_person(80, 120)
+    first = pipe.mode.look(pipe, frame, None, None)
+    assert first[0].detection is not None and first[0].detection.score == 1.0
+    assert first[0].score == pytest.approx(pipe.scorer(pipe.evidence(first[0])))
+    pipe.reset()
+    scores = []
+    for i in range(3):
+        (pose,) = pipe.process(frame, 0.1 * i) or [None]
+        scores.append(pipe.tracker.tracks[0].vouched)
+    assert scores[1] == pytest.approx(VOUCHED_DECAY * scores[0]) and scores[2] == pytest.approx(VOUCHED_DECAY * scores[1])
+    assert pose is not None and pose.score >= VOUCHED_DECAY ** 2 * scores[0] - 1e-9

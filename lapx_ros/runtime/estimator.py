@@ -38,7 +38,6 @@ class Pose:
     track_id: int = 0
     detection: DetectedPerson | None = None  # the detection this crop came from or matched, this frame
     vouched: float = 0.0  # the person score its track carries from its last detection
-    margins: np.ndarray | None = None  # its detection box's sides beyond its seen joints' box, per box size
 
 
 def usable_boxes(boxes, scores, width: int, height: int):

@@ -189,7 +189,7 @@ class DetectorMode:
         for pose, source, track in zip(poses, sources, tracks):
             pose.detection = source
             if track is not None:
-                pose.vouched, pose.margins = track.vouched, track.margins
+                pose.vouched = track.vouched
             pose.score = pipeline.score(pose)
         return poses
 

@@ -198,10 +198,7 @@ class PosePipeline:
         at or above the keep threshold)."""
         poses = [p for p in poses if p.score >= self.keep_threshold]
         for p in poses:
-            seen_box = self._seen_box(p)
-            p.box = p.box if seen_box is None else seen_box
-            if self.scorer is not None:
-                p.box = self._person_box(p)
+            p.box = self.published_box(p)
         poses = self._suppress_duplicates(poses)[:self.config.max_people]
         ids = self.tracker.update([p.box for p in poses], [p.keypoints for p in poses],
                                   [p.confidences for p in poses], [p.score for p in poses])
@@ -209,29 +206,14 @@ class PosePipeline:
             p.track_id = tid
             if track is not None and self.scorer is not None:
                 track.vouched = p.score if p.detection is not None else VOUCHED_DECAY * track.vouched
-                track.margins = p.margins
         return [p for p in poses if p.track_id]
 
-    @staticmethod
-    def _person_box(pose: Pose) -> np.ndarray:
-        """A box that covers the person, not only its seen joints: the union with its
-        detection's box, or, between detections, with where that box lay around the
-        joints (``margins``, remembered on the pose and its track)."""
-        size = np.tile([max(pose.box[2] - pose.box[0], 1.0), max(pose.box[3] - pose.box[1], 1.0)], 2)
-        if pose.detection is not None:
-            d = pose.detection.box
-            pose.margins = (np.array([pose.box[0] - d[0], pose.box[1] - d[1], d[2] - pose.box[2],
-                                      d[3] - pose.box[3]]).clip(0, None) / size)
-        if pose.margins is None:
-            return pose.box
-        grow = pose.margins * size
-        return pose.box + np.array([-grow[0], -grow[1], grow[2], grow[3]])
-
-    def _seen_box(self, pose: Pose):
-        """Box around the confident joints, or None when there are too few of them."""
+    def published_box(self, pose: Pose) -> np.ndarray:
+        """The box a pose is published with: around its confident joints, or its crop's
+        box when too few joints are confident."""
         seen = pose.confidences >= self.config.keypoint_threshold
         if seen.sum() < MIN_SEEN_JOINTS:
-            return None
+            return pose.box
         return np.asarray(keypoints_to_box(pose.keypoints, seen), np.float64)
 
     def _suppress_duplicates(self, poses):

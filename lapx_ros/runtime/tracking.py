@@ -68,7 +68,6 @@ class Track:
     hits: int = 1  # frames seen (for confirmation)
     missed: int = 0  # frames since it was last seen
     vouched: float = 0.0  # the pipeline's person score carried from its last detection (runtime.pipeline)
-    margins: np.ndarray | None = None  # and where that detection's box lay around its joints
 
     def shift(self, frames_ahead: int = 1) -> np.ndarray:
         """Displacement from the last sighting to ``frames_ahead`` frames after the

@@ -299,7 +299,7 @@ def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir,
     labelled keypoints, and COCO keypoint AP/AR on those joints over all labelled people;
     a COCO-17 model also gets COCO's OKS AP/AR on all 17 (``ap``...). ``image_ids``: only
     those images (default: all)."""
-    from lapx_ros.data.coco import _clipped_box, _image_path, person_annotations
+    from lapx_ros.data.coco import clipped_box, image_path, person_annotations
 
     require_limbs(meta, "COCO limbs")
     predictor = TopDownPredictor(infer, meta, decode_method, flip_test)
@@ -314,9 +314,9 @@ def evaluate_coco_limbs(infer: HeatmapFn, meta: ModelMetadata, coco, images_dir,
     results = []
     for image_id in _progress(sorted(by_image), progress):
         anns = by_image[image_id]
-        regions = [box_region(_clipped_box(coco, image_id, a["bbox"]), predictor.aspect_ratio, box_padding)
+        regions = [box_region(clipped_box(coco, image_id, a["bbox"]), predictor.aspect_ratio, box_padding)
                    for a in anns]
-        keypoints, confidence = predictor.predict_regions(read_rgb(_image_path(coco, image_id, Path(images_dir))),
+        keypoints, confidence = predictor.predict_regions(read_rgb(image_path(coco, image_id, Path(images_dir))),
                                                           regions)
         for ann, k, c in zip(anns, keypoints, confidence):
             k17 = convert_joints(np.concatenate([k, c[:, None]], axis=1), meta.layout, COCO_17, missing=np.nan)

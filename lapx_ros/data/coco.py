@@ -53,11 +53,13 @@ def annotation_joints(annotation) -> np.ndarray:
     return raw
 
 
-def _image_path(coco, image_id, images_dir: Path) -> Path:
+def image_path(coco, image_id, images_dir: Path) -> Path:
+    """The file of a COCO image in ``images_dir``."""
     return images_dir / coco.loadImgs(image_id)[0]["file_name"]
 
 
-def _clipped_box(coco, image_id, bbox):
+def clipped_box(coco, image_id, bbox):
+    """A COCO (x, y, w, h) box as (x0, y0, x1, y1) clipped to its image."""
     info = coco.loadImgs(image_id)[0]
     return xywh_to_xyxy(bbox, (info["width"], info["height"]))
 
@@ -68,8 +70,8 @@ def load_coco_records(annotation_file, images_dir) -> list[PoseRecord]:
     images_dir = Path(images_dir)
     records = []
     for ann in person_annotations(coco):
-        records.append(PoseRecord(_image_path(coco, ann["image_id"], images_dir), annotation_joints(ann),
-                                  _clipped_box(coco, ann["image_id"], ann["bbox"])))
+        records.append(PoseRecord(image_path(coco, ann["image_id"], images_dir), annotation_joints(ann),
+                                  clipped_box(coco, ann["image_id"], ann["bbox"])))
     require_images([r.image_path for r in records], annotation_file, images_dir)
     return records
 
@@ -82,7 +84,7 @@ def ground_truth_boxes(coco) -> dict[int, list[ScoredBox]]:
     """The labelled people's boxes by image id, each with score 1."""
     boxes: dict[int, list[ScoredBox]] = {}
     for ann in person_annotations(coco):
-        box = _clipped_box(coco, ann["image_id"], ann["bbox"])
+        box = clipped_box(coco, ann["image_id"], ann["bbox"])
         if _valid(box):
             boxes.setdefault(ann["image_id"], []).append((box, 1.0))
     return boxes
@@ -99,7 +101,7 @@ def detected_boxes(coco, detections_file, min_score: float = 0.0) -> dict[int, l
         if (det.get("category_id", PERSON_CATEGORY) != PERSON_CATEGORY or det["image_id"] not in known
                 or det["score"] < min_score):
             continue
-        box = _clipped_box(coco, det["image_id"], det["bbox"])
+        box = clipped_box(coco, det["image_id"], det["bbox"])
         if _valid(box):
             boxes.setdefault(det["image_id"], []).append((box, float(det["score"])))
     return boxes
@@ -115,7 +117,7 @@ class CocoPeople:
     boxes: dict[int, list[ScoredBox]]
 
     def image_path(self, image_id) -> Path:
-        return _image_path(self.coco, image_id, self.images_dir)
+        return image_path(self.coco, image_id, self.images_dir)
 
 
 def load_coco_people(annotation_file, images_dir, detections_file=None, limit: int = 0,

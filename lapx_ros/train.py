@@ -33,11 +33,12 @@ from lapx_ros.data.dataset import PoseDataset
 from lapx_ros.data.lsp import PoseRecord, load_lsp_records, parse_range
 from lapx_ros.data.mpii import load_mpii_records
 from lapx_ros.data.people import clip_names, load_coco_mpii_records, load_footage_records, split_clips
-from lapx_ros.data.recipe import Recipe, coco_subset, data_path, held_out_files
+from lapx_ros.data.recipe import Recipe, coco_subset, data_path
 from lapx_ros.data.teacher import attach_teacher, load_teacher_joints
 from lapx_ros.data.transforms import AugmentConfig, TopDownTransform
 from lapx_ros.evaluation import evaluate_coco, evaluate_coco_limbs, evaluate_lsp, evaluate_mpii, torch_heatmap_fn
-from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, convert_joints, get_layout
+from lapx_ros.geometry import JOINTS_BOX_PADDING
+from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, get_layout
 from lapx_ros.metadata import ModelMetadata
 from lapx_ros.model import LapxConfig, LapxNet
 
@@ -358,8 +359,9 @@ def lsp_source(args) -> DataSource:
 def recipe_source(args) -> DataSource:
     """The sets of a recipe file; validation on each set its ``validate`` part names: LSPET
     (whole-image search, PCKh@0.5), COCO people and a held-out split of a COCO-format set
-    (labelled boxes: limb OKS-hit, median error, 17-joint AP). ``val_score``, the mean of
-    the limb figures, picks ``best.pt``."""
+    (labelled boxes grown by the part's ``box_padding``, default the context the training
+    crops held around a person box: limb OKS-hit, median error, 17-joint AP). ``val_score``,
+    the mean of the limb figures, picks ``best.pt``."""
     recipe = Recipe.load(args.recipe)
     checks = []
     spec = recipe.validate
@@ -382,8 +384,9 @@ def recipe_source(args) -> DataSource:
         else:
             coco = open_coco(annotations)
 
-        def check_coco(fn, meta, name=name, coco=coco, images=data_path(part["images"])):
-            result = evaluate_coco_limbs(fn, meta, coco, images, args.decode)
+        def check_coco(fn, meta, name=name, coco=coco, images=data_path(part["images"]),
+                       padding=float(part.get("box_padding", JOINTS_BOX_PADDING))):
+            result = evaluate_coco_limbs(fn, meta, coco, images, args.decode, box_padding=padding)
             scores = {f"val_{name}_limb_oks_hit": result["limb_oks_hit"],
                       f"val_{name}_median_error": result["median_error"]}
             if "ap" in result:

@@ -69,6 +69,11 @@ def lspet_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return shared_data("people/fashion", "people/fashion data", "person_keypoints.json", "images")
+
+
+@pytest.fixture(scope="session")
 def coco_dir() -> Path:
     return shared_data("coco-mini", "COCO sliver", "person_keypoints_val2017.json", "val2017")
 

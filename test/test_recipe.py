@@ -13,13 +13,6 @@ from lapx_ros.layouts import COCO_17, LSP_14, convert_joints
 from lapx_ros.metadata import ModelMetadata
 
 
-@pytest.fixture(scope="module")
-def fashion_dir():
-    from conftest import shared_data
-
-    return shared_data("people", "people/ data", "fashion/person_keypoints.json", "fashion/images") / "fashion"
-
-
 def teacher_file(path, names, boxes, keypoints, ids=None):
     """A teacher labels file as scripts/movenet_teacher_labels.py writes it: variants on
     axis 1, the chosen ensemble first, and per-joint weights."""

@@ -489,9 +489,11 @@ def main(argv=None) -> int:
     config = LapxConfig(num_joints=source.layout.num_joints, num_stages=args.stages, channels=args.channels,
                         nonlocal_stages=tuple(s for s in (1, 3) if s <= args.stages),
                         heatmap_stride=args.heatmap_stride)
-    small = [f"{w}x{h}" for w, h in [args.input_size, *args.extra_input_sizes] if min(w, h) < config.min_input_side]
+    sizes = [args.input_size, *args.extra_input_sizes]
+    small = [f"{w}x{h}" for w, h in sizes if min(w, h) < config.min_input_side]
     if small:
-        parser.error(f"input sizes {', '.join(small)}: this network needs sides of at least {config.min_input_side}")
+        parser.error(f"input sizes {', '.join(small)}: this network needs sides of at least "
+                     f"{config.min_input_side}")
     meta = metadata_for(args, config, source.layout)
     model = LapxNet(config)
     optimizer = torch.optim.Adam(parameter_groups(model, args.fine_head_lr_scale), lr=args.lr,

@@ -43,7 +43,9 @@ def main(argv=None) -> int:
         files.append(path)
     results = args.out / "peers.json"
     command = [sys.executable, "-m", "benchmarks.peers", *map(str, files), "--skip", "yolo,mediapipe",
-               "--json-out", str(results), "--lapx-precision", args.precision] + (["--limit", str(args.limit)] if args.limit else [])
+               "--json-out", str(results), "--lapx-precision", args.precision]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
     if subprocess.run(command).returncode != 0:
         return 1
     if args.limit:
@@ -61,10 +63,10 @@ def render(result: dict) -> str:
              "ms per crop | x Lightning |", "|---|---|---|---|---|---|"]
     for name, s in systems.items():
         coco, fashion, lsp = s.get("coco", {}), s.get("fashion", {}), s.get("lsp", {})
-        ms = s["ms"]["crop_or_frame"]
-        lines.append(f"| {name} ({s.get('precision', '')}) | {coco.get('limb_oks_hit', float('nan')):.3f} / "
-                     f"{coco.get('median_error', float('nan')):.3f} | {fashion.get('limb_oks_hit', float('nan')):.3f} | "
-                     f"{lsp.get('pckh', float('nan')):.3f} | {ms:.1f} | {ms / lightning:.2f} |")
+        ms, nan = s["ms"]["crop_or_frame"], float("nan")
+        lines.append(f"| {name} ({s.get('precision', '')}) | {coco.get('limb_oks_hit', nan):.3f} / "
+                     f"{coco.get('median_error', nan):.3f} | {fashion.get('limb_oks_hit', nan):.3f} | "
+                     f"{lsp.get('pckh', nan):.3f} | {ms:.1f} | {ms / lightning:.2f} |")
     return "\n".join(lines)
 
 

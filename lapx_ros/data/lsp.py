@@ -1,4 +1,4 @@
-"""Leeds Sports Pose (LSP / LSPET) annotations, mapped to a model's joint layout (MPII-16 unless asked)."""
+"""Leeds Sports Pose (LSP / LSPET) annotations, in a model's joint layout (MPII-16 unless asked)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

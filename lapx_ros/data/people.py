@@ -4,8 +4,8 @@ teacher-labelled footage and COCO people with their human labels.
 - Footage: frames of ``../shared/data/footage/exercise`` labelled by MediaPipe Pose
   (``scripts/teacher_labels.py footage``). The teacher's 12 limb joints, and the pelvis and
   thorax derived from them, are the training labels (for COCO-17 also its face points);
-  BlazePose has no upper neck or head top, so those two get weight 0. Frames of one clip are near-duplicates: training and
-  validation are split by clip (``split_clips``).
+  BlazePose has no upper neck or head top, so those two get weight 0. Frames of one clip
+  are near-duplicates: training and validation are split by clip (``split_clips``).
 - COCO: each labelled person (``num_keypoints`` > 0, not a crowd) with its box, COCO's
   17 joints in the layout (for MPII-16: limbs as they are, pelvis and thorax as midpoints,
   no upper neck or head top); MediaPipe's landmarks of the same person crop
@@ -23,11 +23,11 @@ from lapx_ros.data.lsp import PoseRecord, require_images
 from lapx_ros.data.teacher import blazepose_joints
 from lapx_ros.layouts import COCO_17, MPII_16, JointLayout, convert_joints
 
-# BlazePose landmarks that place the head: nose, eyes, ears, mouth corners.
-BLAZEPOSE_HEAD = tuple(range(11))
 BLAZEPOSE_SHOULDERS = (11, 12)
 # The head top sits about this far beyond the nose, in units of shoulder-centre to nose.
 HEAD_TOP_REACH = 0.6
+
+
 def landmarks_box(landmarks: np.ndarray, min_visibility: float = 0.5):
     """(x0, y0, x1, y1) around a person's landmarks (33, 4) of at least ``min_visibility``,
     reaching beyond the nose to where the head top is (BlazePose has no head top), or None."""

@@ -134,7 +134,8 @@ def coco_recall(coco_dir: Path, max_images: int = 0, min_score: float = YOLO_DEF
     for a in dataset["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
     images = sorted(dataset["images"], key=lambda i: i["id"])[: max_images or None]
-    worker = Worker(*found[:1], "yolo", found[1])
+    python, onnx = found
+    worker = Worker(python, "yolo", onnx)
     kinds, targets, people = [], 0, 0
     try:
         for im in images:
